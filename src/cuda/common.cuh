@@ -1,0 +1,42 @@
+// Shared helpers for the CUDA ops (internal).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+// NOTES: .cu files do not include micromix/error.hpp: nvcc's front end cannot compile fmt's
+// consteval format checks. They throw micromix::Error through cuda_fail (device.cpp).
+namespace micromix::cuda {
+[[noreturn]] void cuda_fail(const std::string& msg);
+}
+
+#define MM_CUDA_CHECK(expr)                                                                        \
+  do {                                                                                             \
+    cudaError_t err_ = (expr);                                                                     \
+    if (err_ != cudaSuccess)                                                                       \
+      ::micromix::cuda::cuda_fail(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + \
+                                  #expr + ": " + cudaGetErrorString(err_));                       \
+  } while (0)
+#define MM_CUDA_REQUIRE(cond, msg)                   \
+  do {                                               \
+    if (!(cond)) ::micromix::cuda::cuda_fail(msg);   \
+  } while (0)
+
+namespace micromix::cuda {
+
+// Device buffer owned by RAII (tests, host conveniences; not for hot paths).
+template <typename T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  size_t n = 0;
+  explicit DeviceBuffer(size_t count) : n(count) {
+    if (n) MM_CUDA_CHECK(cudaMalloc(&ptr, n * sizeof(T)));
+  }
+  ~DeviceBuffer() {
+    if (ptr) cudaFree(ptr);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+}  // namespace micromix::cuda
