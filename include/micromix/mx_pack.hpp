@@ -40,7 +40,8 @@ struct MxMatrix {
 };
 
 // Quantizes one row of n values (n % 32 == 0) straight into packed codes and scales.
-// Uses the AVX-512 kernels when the CPU has them; bit-identical to the scalar path.
+// Uses the AVX2 kernels when the CPU has them (MICROMIX_NO_SIMD=1 forces the scalar ones);
+// bit-identical to the scalar path.
 void quantize_row(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int64_t n,
                   uint8_t* packed, uint8_t* scales);
 // Dequantizes one packed row back to float32 / bfloat16.
@@ -60,7 +61,7 @@ void quantize_row_scalar(ElemFormat f, ScaleRule rule, Rounding r, const float* 
                          uint8_t* packed, uint8_t* scales);
 void dequantize_row_scalar(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n,
                            float* out);
-// True when the AVX-512 kernels are compiled in and the CPU supports them.
-bool have_avx512();
+// True when the AVX2 kernels are compiled in, the CPU supports them and MICROMIX_NO_SIMD is unset.
+bool have_avx2();
 
 }  // namespace micromix::mx

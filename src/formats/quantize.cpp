@@ -2,6 +2,7 @@
 // kernels, and whole-matrix helpers threaded over rows.
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -88,10 +89,10 @@ void dequantize_row_scalar(ElemFormat f, const uint8_t* packed, const uint8_t* s
   }
 }
 
-bool have_avx512() {
+bool have_avx2() {
 #if MICROMIX_X86
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl");
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         std::getenv("MICROMIX_NO_SIMD") == nullptr;
   return ok;
 #else
   return false;
@@ -102,7 +103,7 @@ void quantize_row(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int6
                   uint8_t* packed, uint8_t* scales) {
   check_row_len(n, "mx::quantize_row");
 #if MICROMIX_X86
-  if (f == ElemFormat::fp4_e2m1 && have_avx512()) return quantize_row_fp4_avx512(rule, r, x, n, packed, scales);
+  if (have_avx2()) return quantize_row_avx2(f, rule, r, x, n, packed, scales);
 #endif
   quantize_row_scalar(f, rule, r, x, n, packed, scales);
 }
@@ -110,7 +111,7 @@ void quantize_row(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int6
 void dequantize_row(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n, float* out) {
   check_row_len(n, "mx::dequantize_row");
 #if MICROMIX_X86
-  if (have_avx512()) return dequantize_row_avx512(f, packed, scales, n, out);
+  if (have_avx2()) return dequantize_row_avx2(f, packed, scales, n, out);
 #endif
   dequantize_row_scalar(f, packed, scales, n, out);
 }

@@ -1,5 +1,5 @@
-// AVX-512 row kernels (internal). Bit-identical to the scalar kernels in quantize.cpp; the
-// tests run both on the same inputs.
+// AVX2 row kernels (internal). Bit-identical to the scalar kernels in quantize.cpp; the tests run
+// both on the same inputs.
 #pragma once
 #include <cstdint>
 
@@ -13,9 +13,8 @@
 
 namespace micromix::mx {
 #if MICROMIX_X86
-void quantize_row_fp4_avx512(ScaleRule rule, Rounding r, const float* x, int64_t n, uint8_t* packed,
-                             uint8_t* scales);
-void dequantize_row_avx512(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n,
-                           float* out);
+void quantize_row_avx2(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int64_t n, uint8_t* packed,
+                       uint8_t* scales);
+void dequantize_row_avx2(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n, float* out);
 #endif
 }  // namespace micromix::mx
