@@ -1,0 +1,27 @@
+// Stubs of the mixed MX GPU ops (cuda_mx.hpp) for builds without CUDA: they throw.
+#include "micromix/cuda_mx.hpp"
+#include "micromix/error.hpp"
+
+#if !MICROMIX_HAVE_CUDA
+namespace micromix::cuda {
+void mx_reorder_quantize(const uint16_t*, int64_t, const int32_t*, const MxMixedDeviceOut&, mx::ScaleRule,
+                         mx::Rounding, void*) {
+  fail("mx_reorder_quantize: micromix was built without CUDA");
+}
+void mx_mixed_gemm(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, int, void*) {
+  fail("mx_mixed_gemm: micromix was built without CUDA");
+}
+int mx_mixed_gemm_versions() { return 0; }
+const char* mx_mixed_gemm_version_name(int) { return "unavailable"; }
+void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*) {
+  fail("mx_mixed_gemv: micromix was built without CUDA");
+}
+std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int) {
+  fail("mx_mixed_gemm: micromix was built without CUDA");
+}
+mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const int32_t>,
+                                           const mx::MixedSplit&, mx::ScaleRule, mx::Rounding) {
+  fail("mx_reorder_quantize: micromix was built without CUDA");
+}
+}  // namespace micromix::cuda
+#endif
