@@ -146,6 +146,7 @@ TEST(Tokenizer, MissingByteTokensAreDroppedOrUnk) {
   spec.token_types.assign(256, 1);
   spec.token_types['x'] = 3;
   spec.tokens.push_back("ab");
+  spec.token_types.push_back(1);
   spec.merges = {"a b"};
   // Dropped before merging: 'a' and 'b' become neighbours and merge (HF without unk_token).
   EXPECT_EQ(Tokenizer(spec).encode("axb", false, false), std::vector<int32_t>{256});
