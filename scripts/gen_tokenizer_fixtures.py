@@ -77,14 +77,24 @@ def read_gguf_tokenizer(path):
             "bos": field("tokenizer.ggml.bos_token_id"), "eos": field("tokenizer.ggml.eos_token_id")}
 
 
-def smollm2_hf_tokenizer(g):
-    assert g["pre"] == "smollm", g["pre"]
+def hf_tokenizer(g, pre="smollm"):
+    """The GGUF vocabulary as an HF tokenizer. pre="smollm" is SmolLM2's own tokenizer.json layout;
+    the other names put the same vocabulary behind another pre-tokenizer, laid out as the model
+    families that use it do (Llama-3: Split + ByteLevel(use_regex=false) + ignore_merges)."""
     vocab = {t: i for i, t in enumerate(g["tokens"])}
     merges = [tuple(m.split(" ", 1)) for m in g["merges"]]
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=merges))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=(pre == "llama3")))
+    if pre == "smollm":
+        tk.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    elif pre == "gpt2":
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    else:
+        regex = {"llama3": LLAMA3, "qwen2": QWEN2, "tekken": TEKKEN}[pre]
+        tk.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(regex), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
     tk.decoder = decoders.ByteLevel()
     added = [AddedToken(t, special=(ty == 3), normalized=False)
              for t, ty in zip(g["tokens"], g["types"]) if ty in (3, 4)]
@@ -131,16 +141,23 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     os.makedirs(args.out_tmp, exist_ok=True)
 
-    # 1. SmolLM2 ids.
+    # 1. SmolLM2 ids; "ids_by_pre": the same vocabulary behind the other pre-tokenizers, where
+    #    their ids differ.
     g = read_gguf_tokenizer(args.gguf)
-    tk = smollm2_hf_tokenizer(g)
-    tk.save(os.path.join(args.out_tmp, "smollm2_tokenizer.json"))
+    assert g["pre"] == "smollm", g["pre"]
+    variants = {pre: hf_tokenizer(g, pre) for pre in ("smollm", "gpt2", "llama3", "qwen2", "tekken")}
+    for pre, tk in variants.items():
+        tk.save(os.path.join(args.out_tmp, "smollm2_tokenizer.json" if pre == "smollm" else "smollm2_as_%s.json" % pre))
     texts = HAND_TEXTS + random_texts(rng, 150)
     cases = []
     for t in texts:
-        ids = tk.encode(t, add_special_tokens=False).ids
-        pass  # not a round trip: SmolLM2 lacks 21 byte tokens, which HF drops
-        cases.append({"text": t, "ids": ids})
+        ids = variants["smollm"].encode(t, add_special_tokens=False).ids
+        case = {"text": t, "ids": ids, "ids_by_pre": {}}
+        for pre, tk in variants.items():
+            other = tk.encode(t, add_special_tokens=False).ids
+            if other != ids:
+                case["ids_by_pre"][pre] = other
+        cases.append(case)
     with open(os.path.join(OUT_DIR, "smollm2_cases.json"), "w", encoding="utf-8") as f:
         json.dump({"source": "HF tokenizers %s on the SmolLM2-135M-Instruct GGUF vocabulary" % __import__("tokenizers").__version__,
                    "vocab_size": len(g["tokens"]), "cases": cases}, f, ensure_ascii=False, indent=0)
@@ -150,17 +167,18 @@ def main():
     if os.path.exists(moby):
         import time
         text = open(moby, encoding="utf-8", newline="").read()
-        t0 = time.time()
-        ids = tk.encode(text, add_special_tokens=False).ids
-        print("HF encoded moby-dick: %d tokens in %.2f s" % (len(ids), time.time() - t0))
-        with open(os.path.join(args.out_tmp, "moby_dick_ids.json"), "w") as f:
-            json.dump(ids, f)
+        for pre in ("smollm", "llama3"):
+            t0 = time.time()
+            ids = variants[pre].encode(text, add_special_tokens=False).ids
+            print("HF encoded moby-dick (%s): %d tokens in %.2f s" % (pre, len(ids), time.time() - t0))
+            with open(os.path.join(args.out_tmp, "moby_dick_ids.json" if pre == "smollm" else "moby_dick_ids_%s.json" % pre), "w") as f:
+                json.dump(ids, f)
 
     # 2. Pre-tokenizer pieces per splitter.
     splits = {}
     for name, regex in [("gpt2", GPT2), ("llama3", LLAMA3), ("qwen2", QWEN2), ("tekken", TEKKEN), ("smollm", "smollm")]:
         pre = split_tokenizer(regex)
-        splits[name] = [{"text": t, "pieces": pieces(pre, t)} for t in HAND_TEXTS + random_texts(rng, 120)]
+        splits[name] = [{"text": t, "pieces": pieces(pre, t)} for t in HAND_TEXTS + random_texts(rng, 90)]
     with open(os.path.join(OUT_DIR, "pretokenize_cases.json"), "w", encoding="utf-8") as f:
         json.dump({"source": "HF tokenizers Split(Regex, isolated) / Digits+ByteLevel", "splitters": splits}, f,
                   ensure_ascii=False, indent=0)
