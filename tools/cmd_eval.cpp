@@ -1,0 +1,152 @@
+// `micromix eval`: calibrate on one text, quantize with several schemes, evaluate all of them
+// against the float baseline on another text, print one table (markdown, optionally JSON).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "micromix/error.hpp"
+#include "micromix/eval.hpp"
+#include "micromix/fetch.hpp"
+#include "micromix/quant_plan.hpp"
+#include "model_cli.hpp"
+
+namespace micromix::cli {
+namespace {
+
+struct EvalArgs {
+  std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix", scale_rule = "ocp", fp6 = "e3m2";
+  int64_t ctx = 512, max_tokens = 8192, samples = 16, seqlen = 512, granularity = 128;
+  int threads = 0;
+};
+
+struct SchemeRun {
+  std::string name;
+  QuantPlan plan;
+  std::unique_ptr<Model> model;
+};
+
+void run_eval(const EvalArgs& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModel lm = load_model_for_cli(a.model, a.threads);
+  const ModelConfig& cfg = lm.model->config();
+  const auto calib_tokens = tokenize_file(*lm.tokenizer, a.calib, "--calib");
+  const auto eval_tokens = tokenize_file(*lm.tokenizer, a.text, "--text");
+  fmt::print(stderr, "calibration text: {} tokens; evaluation text: {} tokens (scoring up to {})\n",
+             calib_tokens.size(), eval_tokens.size(), a.max_tokens);
+
+  std::vector<mx::ScaleRule> rules;
+  if (a.scale_rule == "both") rules = {mx::ScaleRule::ocp, mx::ScaleRule::ceil};
+  else if (auto r = mx::parse_scale_rule(a.scale_rule)) rules = {*r};
+  else fail("unknown --scale-rule '{}' (expected ocp, ceil or both)", a.scale_rule);
+  const auto fp6 = mx::parse_format("mxfp6_" + a.fp6);
+  MM_CHECK(fp6 && (*fp6 == mx::ElemFormat::fp6_e3m2 || *fp6 == mx::ElemFormat::fp6_e2m3),
+           "unknown --fp6 '{}' (expected e3m2 or e2m3)", a.fp6);
+
+  // Calibration (only when a scheme needs it).
+  std::vector<std::string> names;
+  std::stringstream ss(a.schemes);
+  for (std::string s; std::getline(ss, s, ',');)
+    if (!s.empty()) names.push_back(s);
+  MM_CHECK(!names.empty(), "--schemes is empty");
+  ModelStats stats;
+  for (const auto& n : names)
+    if (n == "micromix" && stats.empty()) {
+      CalibrationOptions co;
+      co.samples = a.samples;
+      co.seqlen = a.seqlen;
+      co.progress = [](int64_t d, int64_t t) { fmt::print(stderr, "\rcalibrating: sample {}/{}", d, t); };
+      stats = calibrate(*lm.model, calib_tokens, co);
+      fmt::print(stderr, "\n");
+    }
+
+  std::vector<SchemeRun> runs;
+  for (mx::ScaleRule rule : rules)
+    for (const auto& n : names) {
+      MixedLinearOptions opt;
+      opt.rule = rule;
+      SchemeRun run;
+      if (n == "mxfp4") run.plan = plan_uniform(cfg, mx::ElemFormat::fp4_e2m1, opt);
+      else if (n == "mxfp6") run.plan = plan_uniform(cfg, *fp6, opt);
+      else if (n == "mxfp8") run.plan = plan_uniform(cfg, mx::ElemFormat::fp8_e4m3, opt);
+      else if (n == "micromix") {
+        MicromixOptions mm;
+        mm.granularity = a.granularity;
+        mm.fp6 = *fp6;
+        run.plan = plan_micromix(cfg, stats, mm, opt);
+      } else {
+        fail("unknown scheme '{}' in --schemes (expected mxfp4, mxfp6, mxfp8, micromix)", n);
+      }
+      run.name = n + (rules.size() > 1 ? "/" + std::string(mx::name(rule)) : "");
+      fmt::print(stderr, "quantizing: {}\n", run.name);
+      run.model = std::make_unique<Model>(Model::load(*lm.source, make_plan_factory(run.plan)));
+      runs.push_back(std::move(run));
+    }
+
+  std::vector<std::pair<std::string, const Model*>> models;
+  for (const auto& r : runs) models.emplace_back(r.name, r.model.get());
+  const auto rows = compare_models(*lm.model, models, eval_tokens, a.ctx, a.max_tokens, [](int64_t d, int64_t t) {
+    fmt::print(stderr, "\revaluating: window {}/{}", d, t);
+  });
+  fmt::print(stderr, "\n");
+
+  // ---- table ----
+  const double base_ppl = rows[0].ppl;
+  double fp4_ppl = 0;
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i].name.rfind("mxfp4", 0) == 0 && fp4_ppl == 0) fp4_ppl = rows[i].ppl;
+  fmt::print("| scheme | W bits | A bits | PPL | dPPL | KL vs base | top-1 agree |\n");
+  fmt::print("|---|---:|---:|---:|---:|---:|---:|\n");
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    const double wb = i == 0 ? 32.0 : runs[i - 1].plan.weight_bits(cfg);
+    const double ab = i == 0 ? 32.0 : runs[i - 1].plan.activation_bits(cfg);
+    fmt::print("| {} | {:.2f} | {:.2f} | {:.4f} | {:+.4f} | {:.5f} | {:.4f} |\n", r.name, wb, ab, r.ppl,
+               r.ppl - base_ppl, r.kl, r.top1);
+    j.push_back({{"scheme", r.name}, {"weight_bits", wb}, {"activation_bits", ab}, {"ppl", r.ppl},
+                 {"delta_ppl", r.ppl - base_ppl}, {"mean_nll", r.mean_nll}, {"kl", r.kl}, {"top1", r.top1},
+                 {"tokens_scored", r.predicted}});
+  }
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i].name.rfind("micromix", 0) == 0 && fp4_ppl > base_ppl)
+      fmt::print("\n{} closes {:.1f}% of MXFP4's perplexity gap ({:.4f} -> {:.4f}, baseline {:.4f}).\n", rows[i].name,
+                 100.0 * (fp4_ppl - rows[i].ppl) / (fp4_ppl - base_ppl), fp4_ppl, rows[i].ppl, base_ppl);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("\nmodel {}, ctx {}, {} tokens scored per scheme, calibration {} x {} tokens, granularity {}, {:.0f} s\n",
+             lm.source->path, a.ctx, rows[0].predicted, a.samples, a.seqlen, a.granularity, secs);
+  if (!a.json.empty()) {
+    nlohmann::json out = {{"model", lm.source->path}, {"ctx", a.ctx}, {"calib", a.calib}, {"text", a.text},
+                          {"samples", a.samples}, {"seqlen", a.seqlen}, {"granularity", a.granularity}, {"rows", j}};
+    write_text_file_new(a.json, out.dump(2) + "\n");
+  }
+}
+
+void setup(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* c = app.add_subcommand("eval", "Quantize a model with several schemes and compare them to the float baseline");
+  c->add_option("--model,-m", args->model, "GGUF file or Hugging Face directory (default: the fetched default model)");
+  c->add_option("--calib", args->calib, "calibration text (UTF-8)")->required();
+  c->add_option("--text", args->text, "evaluation text (UTF-8), never the calibration text")->required();
+  c->add_option("--ctx", args->ctx, "window length in tokens")->capture_default_str();
+  c->add_option("--max-tokens", args->max_tokens, "score at most this many tokens (<= 0: all)")->capture_default_str();
+  c->add_option("--samples", args->samples, "calibration windows")->capture_default_str();
+  c->add_option("--seqlen", args->seqlen, "tokens per calibration window")->capture_default_str();
+  c->add_option("--schemes", args->schemes, "comma-separated: mxfp8, mxfp6, mxfp4, micromix")->capture_default_str();
+  c->add_option("--scale-rule", args->scale_rule, "ocp, ceil or both")->capture_default_str();
+  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper) or e2m3")->capture_default_str();
+  c->add_option("--granularity", args->granularity, "MicroMix segment granularity (multiple of 32)")->capture_default_str();
+  c->add_option("--json", args->json, "also write the table as JSON to this new file");
+  c->add_option("--threads,-t", args->threads, "threads (default: all cores)");
+  c->callback([args] { run_eval(*args); });
+}
+
+MICROMIX_COMMAND(setup);
+
+}  // namespace
+}  // namespace micromix::cli
