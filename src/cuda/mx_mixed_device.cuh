@@ -1,0 +1,96 @@
+// Device helpers shared by the mixed MX kernels (internal): format parameters, element decoding,
+// E8M0 scales, and the segment bookkeeping of a mixed matrix.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/common.cuh"
+#include "micromix/cuda_mx.hpp"
+
+namespace micromix::cuda::mixed {
+
+// Element format parameters (mirror of mx::ElemInfo for the three mixed formats).
+struct Fmt {
+  int bits, ebits, mbits, bias, emax, max_code;
+  float max_normal;
+};
+
+inline Fmt fmt_of(mx::ElemFormat f) {
+  const mx::ElemInfo& I = mx::info(f);
+  return Fmt{I.bits, I.ebits, I.mbits, I.bias, I.emax, I.max_code, I.max_normal};
+}
+
+// Offsets of the three decode tables in a shared 336-entry LUT: FP4 (16) | FP6 (64) | FP8 (256).
+inline constexpr int kLutFp4 = 0, kLutFp6 = 16, kLutFp8 = 80, kLutSize = 336;
+
+// Value of an element code by the format definition (E4M3: S.1111.111 is NaN).
+__device__ inline float decode_formula(int bits, int ebits, int mbits, int bias, bool e4m3, unsigned c) {
+  const bool neg = (c >> (bits - 1)) & 1u;
+  const unsigned exp = (c >> mbits) & ((1u << ebits) - 1u);
+  const unsigned man = c & ((1u << mbits) - 1u);
+  if (e4m3 && exp == 15 && man == 7) return __int_as_float(0x7fc00000);
+  const float v = exp == 0 ? ldexpf(static_cast<float>(man), 1 - bias - mbits)
+                           : ldexpf(static_cast<float>((1u << mbits) + man), static_cast<int>(exp) - bias - mbits);
+  return neg ? -v : v;
+}
+
+// Fills lut[0..336) cooperatively; fp6_e2m3 selects the FP6 variant. Caller syncs afterwards.
+__device__ inline void fill_lut(float* lut, bool fp6_e2m3) {
+  for (int i = threadIdx.x; i < kLutSize; i += blockDim.x) {
+    float v;
+    if (i < kLutFp6) v = decode_formula(4, 2, 1, 1, false, i);
+    else if (i < kLutFp8) v = fp6_e2m3 ? decode_formula(6, 2, 3, 1, false, i - kLutFp6) : decode_formula(6, 3, 2, 3, false, i - kLutFp6);
+    else v = decode_formula(8, 4, 3, 7, true, i - kLutFp8);
+    lut[i] = v;
+  }
+}
+
+// 2^(code - 127) as float; NaN for 0xFF; code 0 is the subnormal 2^-127.
+__device__ inline float scale_f32(unsigned s) {
+  return s == 0xFFu ? __int_as_float(0x7fc00000) : s == 0 ? __int_as_float(0x00400000) : __int_as_float(static_cast<int>(s << 23));
+}
+
+// The segments of a mixed matrix as the kernels read them: per segment the code and scale
+// pointers, bytes per row, blocks per row; and the first global K block of each segment.
+struct SegView {
+  const uint8_t* codes[3];
+  const uint8_t* scales[3];
+  int64_t row_bytes[3];
+  int64_t blocks[3];  // blocks per row of the segment (count / 32)
+};
+
+inline SegView seg_view(const MxMixedDevice& m) {
+  SegView v{};
+  for (int s = 0; s < mx::kSegments; ++s) {
+    v.codes[s] = m.codes[s];
+    v.scales[s] = m.scales[s];
+    v.row_bytes[s] = static_cast<int64_t>(mx::packed_row_bytes(m.split.format(s), m.split.count(s)));
+    v.blocks[s] = m.split.count(s) / mx::kBlock;
+  }
+  return v;
+}
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Host-side checks shared by the GEMM launchers.
+inline void check_operands(const char* op, const MxMixedDevice& a, const MxMixedDevice& w) {
+  const auto& s = a.split;
+  MM_CUDA_REQUIRE(s.n4 == w.split.n4 && s.n6 == w.split.n6 && s.n8 == w.split.n8 && s.fp6 == w.split.fp6,
+                  std::string(op) + ": a and w have different splits");
+  for (int i = 0; i < mx::kSegments; ++i) {
+    MM_CUDA_REQUIRE(s.count(i) >= 0 && s.count(i) % mx::kBlock == 0,
+                    std::string(op) + ": segment sizes must be multiples of 32");
+    if (s.count(i) == 0) continue;
+    MM_CUDA_REQUIRE(aligned16(a.codes[i]) && aligned16(w.codes[i]),
+                    std::string(op) + ": segment code pointers must be 16-byte aligned");
+  }
+  MM_CUDA_REQUIRE(s.fp6 == mx::ElemFormat::fp6_e3m2 || s.fp6 == mx::ElemFormat::fp6_e2m3,
+                  std::string(op) + ": FP6 must be E3M2 or E2M3");
+  MM_CUDA_REQUIRE(a.rows >= 0 && w.rows >= 0, std::string(op) + ": negative rows");
+  MM_CUDA_REQUIRE(w.rows % 16 == 0, std::string(op) + ": N = " + std::to_string(w.rows) + " is not a multiple of 16");
+}
+
+}  // namespace micromix::cuda::mixed

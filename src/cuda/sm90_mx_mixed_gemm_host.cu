@@ -1,0 +1,110 @@
+// Host conveniences of the mixed MX ops (tests, tools): copy in, run, copy back, synchronously.
+// Outputs are poisoned before each run so that unwritten elements show up.
+#include <cuda_bf16.h>
+
+#include <cstring>
+#include <memory>
+
+#include "cuda/mx_mixed_device.cuh"
+
+namespace micromix::cuda {
+namespace {
+
+// Device copies of the three segments of a mixed matrix.
+struct DeviceMixed {
+  std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
+  MxMixedDevice view;
+
+  explicit DeviceMixed(const mx::MxMixedMatrix& m) {
+    view.rows = m.rows;
+    view.split = m.split;
+    for (int s = 0; s < mx::kSegments; ++s) {
+      const mx::MxMatrix& g = m.seg[s];
+      codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
+      scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
+      if (!g.codes.empty())
+        MM_CUDA_CHECK(cudaMemcpy(codes[s]->ptr, g.codes.data(), g.codes.size(), cudaMemcpyHostToDevice));
+      if (!g.scales.empty())
+        MM_CUDA_CHECK(cudaMemcpy(scales[s]->ptr, g.scales.data(), g.scales.size(), cudaMemcpyHostToDevice));
+      view.codes[s] = codes[s]->ptr;
+      view.scales[s] = scales[s]->ptr;
+    }
+  }
+};
+
+float bf16_bits_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace
+
+std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
+                                      int kernel) {
+  MM_CUDA_REQUIRE(a.cols == w.cols, "mx_mixed_gemm_host: a and w have different K");
+  MM_CUDA_REQUIRE(a.perm == w.perm, "mx_mixed_gemm_host: a and w were permuted differently");
+  const DeviceMixed da(a), dw(w);
+  const size_t n = static_cast<size_t>(a.rows * w.rows);
+  const size_t elem = out == OutType::f32 ? 4 : 2;
+  DeviceBuffer<uint8_t> y(n * elem);
+  if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
+  if (kernel < 0) mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr);
+  else mx_mixed_gemm(da.view, dw.view, y.ptr, out, kernel, nullptr);
+  MM_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> result(n);
+  if (out == OutType::f32) {
+    if (n) MM_CUDA_CHECK(cudaMemcpy(result.data(), y.ptr, n * 4, cudaMemcpyDeviceToHost));
+  } else {
+    std::vector<uint16_t> h(n);
+    if (n) MM_CUDA_CHECK(cudaMemcpy(h.data(), y.ptr, n * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; ++i) result[i] = bf16_bits_to_float(h[i]);
+  }
+  return result;
+}
+
+mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
+                                           std::span<const int32_t> perm, const mx::MixedSplit& split,
+                                           mx::ScaleRule rule, mx::Rounding r) {
+  MM_CUDA_REQUIRE(M >= 0 && K >= 0 && x.size() == static_cast<size_t>(M * K), "mx_reorder_quantize_host: x size");
+  MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_reorder_quantize_host: perm/split size");
+  mx::MxMixedMatrix m;
+  m.rows = M;
+  m.cols = K;
+  m.split = split;
+  m.perm.assign(perm.begin(), perm.end());
+  DeviceBuffer<uint16_t> dx(x.size());
+  DeviceBuffer<int32_t> dp(perm.size());
+  if (!x.empty()) MM_CUDA_CHECK(cudaMemcpy(dx.ptr, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
+  if (!perm.empty()) MM_CUDA_CHECK(cudaMemcpy(dp.ptr, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
+  std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
+  MxMixedDeviceOut out;
+  out.rows = M;
+  out.split = split;
+  for (int s = 0; s < mx::kSegments; ++s) {
+    mx::MxMatrix& g = m.seg[s];
+    g.format = split.format(s);
+    g.rows = M;
+    g.cols = split.count(s);
+    g.codes.resize(static_cast<size_t>(M) * g.row_bytes());
+    g.scales.resize(static_cast<size_t>(M * g.blocks_per_row()));
+    codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
+    scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
+    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemset(codes[s]->ptr, 0xA5, g.codes.size()));  // poison
+    if (!g.scales.empty()) MM_CUDA_CHECK(cudaMemset(scales[s]->ptr, 0x5A, g.scales.size()));
+    out.codes[s] = codes[s]->ptr;
+    out.scales[s] = scales[s]->ptr;
+  }
+  mx_reorder_quantize(dx.ptr, M, dp.ptr, out, rule, r, nullptr);
+  MM_CUDA_CHECK(cudaDeviceSynchronize());
+  for (int s = 0; s < mx::kSegments; ++s) {
+    mx::MxMatrix& g = m.seg[s];
+    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemcpy(g.codes.data(), codes[s]->ptr, g.codes.size(), cudaMemcpyDeviceToHost));
+    if (!g.scales.empty())
+      MM_CUDA_CHECK(cudaMemcpy(g.scales.data(), scales[s]->ptr, g.scales.size(), cudaMemcpyDeviceToHost));
+  }
+  return m;
+}
+
+}  // namespace micromix::cuda
