@@ -12,15 +12,17 @@ namespace micromix {
 struct TokenizerSpec {
   std::string model = "gpt2";            // only byte-level BPE ("gpt2") is supported
   std::string pre = "default";           // pre-tokenizer name: "gpt2"/"default", "llama3"/"llama-bpe",
-                                         // "qwen2", "smollm", ... (GGUF tokenizer.ggml.pre)
+                                         // "qwen2", "smollm", "tekken", ... (GGUF tokenizer.ggml.pre;
+                                         // the list: pretok::supported_splitter_names())
   std::vector<std::string> tokens;       // id -> token text (byte-level unicode mapping)
   std::vector<int32_t> token_types;      // GGUF token types (1 normal, 3 control, 4 user-defined...)
   std::vector<std::string> merges;       // "a b" pairs in rank order
   int32_t bos_id = -1, eos_id = -1, pad_id = -1, unk_id = -1;
   bool add_bos = false;                  // prepend BOS when encoding with add_special
   // A pre-token that is a whole vocabulary entry becomes that token without merging (HF
-  // "ignore_merges", Llama-3). Also on, whatever this says, for pre = "llama3"/"llama-bpe", as in
-  // llama.cpp (GGUF has no such key).
+  // "ignore_merges", Llama-3). Also on, whatever this says, for every pre name with the Llama-3
+  // regex ("llama3", "llama-bpe", "llama-v3", "falcon3", "pixtral"), as in llama.cpp (GGUF has no
+  // such key).
   bool ignore_merges = false;
   // A byte whose one-character token is missing from the vocabulary (SmolLM2 lacks 21) becomes
   // unk_id when this is set (HF model.unk_token); otherwise it is dropped before merging, as HF

@@ -267,12 +267,16 @@ struct NameEntry {
   const char* name;
   Splitter splitter;
 };
-// GGUF tokenizer.ggml.pre names (llama.cpp) that use these exact regexes, and our own names.
+// GGUF tokenizer.ggml.pre names that llama.cpp gives exactly these regexes, and our own names.
+// ("default" is GPT-2's regex here; llama.cpp's fallback "default" adds punctuation and digit
+// splits, and warns that it degrades generation.)
 constexpr NameEntry kNames[] = {
-    {"gpt2", Splitter::gpt2},         {"default", Splitter::gpt2},    {"gpt-2", Splitter::gpt2},
-    {"llama3", Splitter::llama3},     {"llama-bpe", Splitter::llama3}, {"llama-v3", Splitter::llama3},
-    {"qwen2", Splitter::qwen2},       {"smollm", Splitter::smollm},   {"starcoder", Splitter::smollm},
-    {"tekken", Splitter::tekken},
+    {"gpt2", Splitter::gpt2},         {"default", Splitter::gpt2},       {"mpt", Splitter::gpt2},
+    {"olmo", Splitter::gpt2},         {"llama3", Splitter::llama3},      {"llama-bpe", Splitter::llama3},
+    {"llama-v3", Splitter::llama3},   {"falcon3", Splitter::llama3},     {"pixtral", Splitter::llama3},
+    {"qwen2", Splitter::qwen2},       {"stablelm2", Splitter::qwen2},    {"smollm", Splitter::smollm},
+    {"starcoder", Splitter::smollm},  {"refact", Splitter::smollm},      {"command-r", Splitter::smollm},
+    {"codeshell", Splitter::smollm},  {"exaone", Splitter::smollm},      {"tekken", Splitter::tekken},
 };
 
 }  // namespace

@@ -94,7 +94,7 @@ void Tokenizer::Impl::build() {
     MM_CHECK(*id >= -1 && *id < static_cast<int32_t>(n), "tokenizer: special id {} out of range [0, {})", *id, n);
   MM_CHECK(!spec.add_bos || spec.bos_id >= 0, "tokenizer: add_bos without a BOS id");
   splitter = pretok::splitter_from_name(spec.pre);
-  ignore_merges = spec.ignore_merges || spec.pre == "llama3" || spec.pre == "llama-bpe";
+  ignore_merges = spec.ignore_merges || splitter == pretok::Splitter::llama3;  // llama.cpp's rule
   unk_bytes = spec.unk_missing_bytes && spec.unk_id >= 0;
 
   const auto cp_of_byte = byte_to_codepoint_table();

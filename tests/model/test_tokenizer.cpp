@@ -175,6 +175,23 @@ TEST(Tokenizer, ConcurrentEncodesAgree) {
   for (int b : bad) EXPECT_EQ(b, 0);
 }
 
+TEST(Tokenizer, EverySupportedPreNameWorks) {
+  const std::string names = micromix::pretok::supported_splitter_names();
+  size_t count = 0;
+  for (size_t b = 0; b < names.size();) {
+    size_t e = names.find(", ", b);
+    if (e == std::string::npos) e = names.size();
+    EXPECT_NO_THROW(micromix::pretok::splitter_from_name(names.substr(b, e - b))) << names.substr(b, e - b);
+    ++count;
+    b = e + 2;
+  }
+  EXPECT_GE(count, 8u);
+  for (const char* n : {"smollm", "llama-bpe", "qwen2", "tekken", "gpt2", "default"})
+    EXPECT_NE(names.find(n), std::string::npos) << n;
+  EXPECT_THROW(micromix::pretok::splitter_from_name(""), micromix::Error);
+  EXPECT_THROW(micromix::pretok::splitter_from_name("LLAMA3"), micromix::Error);
+}
+
 TEST(Tokenizer, MalformedSpecsThrowClearErrors) {
   const auto expect_error = [](TokenizerSpec spec, const std::string& needle) {
     try {
