@@ -45,12 +45,12 @@ class GgufTensorSource final : public TensorSource {
   }
 
   // Replaces the rows of `name` (if present) by llama.cpp's inverse Q/K permutation.
-  void unpermute_rows(const std::string& name, int n_head) {
+  void unpermute_rows(const std::string& name, int64_t n_head) {
     auto it = views_.find(name);
     if (it == views_.end()) return;
     TensorView& v = it->second;
     const int64_t rows = v.shape.empty() ? 1 : v.shape.front();
-    MM_CHECK(n_head > 0 && rows % (2 * n_head) == 0,
+    MM_CHECK(n_head > 0 && rows > 0 && rows % (2 * n_head) == 0,
              "gguf '{}': tensor '{}' has {} rows, not a multiple of 2 x {} heads; cannot undo the Q/K permutation",
              file_->path(), name, rows, n_head);
     const int64_t hd = rows / n_head, half = hd / 2;
@@ -118,6 +118,8 @@ RopeScaling llama3_scaling_from_freqs(const File& f, const TensorInfo& t, const 
   RopeScaling s;
   s.type = "llama3";
   s.factor = *std::max_element(div.begin(), div.end());
+  MM_CHECK(std::isfinite(s.factor) && s.factor >= 1.0f, "gguf '{}': rope_freqs.weight: largest value {} is not a scaling factor >= 1",
+           f.path(), s.factor);
   const double pi = 3.14159265358979323846;
   const double low_wavelen = s.original_max_position / s.low_freq_factor;
   const double high_wavelen = s.original_max_position / s.high_freq_factor;
@@ -155,6 +157,8 @@ ModelConfig read_config(const File& f) {
   c.n_kv_heads = k.optional_int("attention.head_count_kv", c.n_heads);
   if (c.n_layers < 1 || c.hidden < 1 || c.n_heads < 1 || c.n_kv_heads < 1 || c.ffn < 1)
     k.error("block_count, embedding_length, feed_forward_length and head counts must be positive");
+  if (static_cast<size_t>(c.n_layers) > f.tensors().size())
+    k.error("block_count {} is more than the {} tensors in the file", c.n_layers, f.tensors().size());
   if (c.n_heads % c.n_kv_heads != 0) k.error("head_count {} is not a multiple of head_count_kv {}", c.n_heads, c.n_kv_heads);
   if (!k.arch_key("attention.key_length") && c.hidden % c.n_heads != 0)
     k.error("embedding_length {} is not a multiple of head_count {}", c.hidden, c.n_heads);
@@ -242,11 +246,18 @@ ModelSource load_model(std::shared_ptr<File> file) {
   m.tokenizer = read_tokenizer(*file, m.config);
   auto src = std::make_unique<GgufTensorSource>(file);
   if (m.config.arch == "llama") {
-    for (int l = 0; l < m.config.n_layers; ++l)
-      for (const char* part : {"weight", "bias"}) {
-        src->unpermute_rows(fmt::format("blk.{}.attn_q.{}", l, part), m.config.n_heads);
-        src->unpermute_rows(fmt::format("blk.{}.attn_k.{}", l, part), m.config.n_kv_heads);
-      }
+    // Every blk.N.attn_q / attn_k weight and bias in the file (walking the file's tensors rather
+    // than 0..n_layers keeps the cost bounded by the file).
+    auto ends_with = [](std::string_view s, std::string_view suffix) {
+      return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+    };
+    for (const TensorInfo& t : file->tensors()) {
+      if (t.name.rfind("blk.", 0) != 0) continue;
+      if (ends_with(t.name, ".attn_q.weight") || ends_with(t.name, ".attn_q.bias"))
+        src->unpermute_rows(t.name, m.config.n_heads);
+      else if (ends_with(t.name, ".attn_k.weight") || ends_with(t.name, ".attn_k.bias"))
+        src->unpermute_rows(t.name, m.config.n_kv_heads);
+    }
   }
   m.tensors = std::move(src);
   return m;

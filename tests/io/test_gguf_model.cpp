@@ -346,3 +346,57 @@ TEST(GgufModel, RealDefaultModel) {
   EXPECT_EQ(s.tensors->get("blk.0.attn_k.weight").shape, (std::vector<int64_t>{192, 576}));
   EXPECT_EQ(s.tensors->get("token_embd.weight").shape, (std::vector<int64_t>{49152, 576}));
 }
+
+namespace {
+// Llama 3 RoPE scaling as Hugging Face computes it (_compute_llama3_parameters): new inverse
+// frequencies; the GGUF stores old / new per frequency (rope_freqs.weight).
+std::vector<float> llama3_divisors(int head_dim, double theta, double factor) {
+  const double low = 1, high = 4, orig = 8192, pi = std::acos(-1.0);
+  std::vector<float> d;
+  for (int j = 0; j < head_dim; j += 2) {
+    const double inv = 1.0 / std::pow(theta, static_cast<double>(j) / head_dim);
+    const double wavelen = 2 * pi / inv;
+    double nw;
+    if (wavelen < orig / high) {
+      nw = inv;
+    } else if (wavelen > orig / low) {
+      nw = inv / factor;
+    } else {
+      const double smooth = (orig / wavelen - low) / (high - low);
+      nw = (1 - smooth) * inv / factor + smooth * inv;
+    }
+    d.push_back(static_cast<float>(inv / nw));
+  }
+  return d;
+}
+}  // namespace
+
+TEST(GgufModel, Llama3RopeScalingFromRopeFreqs) {
+  const auto div = llama3_divisors(TinyModel::hd, 500000.0, 8.0);
+  bool has_medium = false;  // the tiny model must exercise the smooth band too
+  for (float v : div) has_medium |= v > 1.01f && v < 7.99f;
+  ASSERT_TRUE(has_medium);
+  {
+    TinyModel m("llama", true);
+    m.wr.tensor("rope_freqs.weight", {div.size()}, g::kGgmlF32, w::f32_bytes(div));
+    testutil::TempDir dir;
+    const ModelSource s = load_bytes(m.wr.build(), dir);
+    EXPECT_EQ(s.config.rope_scaling.type, "llama3");
+    EXPECT_FLOAT_EQ(s.config.rope_scaling.factor, 8.0f);
+    EXPECT_EQ(s.config.rope_scaling.original_max_position, 8192);
+  }
+  {
+    auto bad = div;
+    bad[div.size() / 2] *= 1.5f;
+    TinyModel m("llama", true);
+    m.wr.tensor("rope_freqs.weight", {bad.size()}, g::kGgmlF32, w::f32_bytes(bad));
+    EXPECT_HAS(error_of(m.wr.build()), "does not match Llama 3 RoPE scaling");
+  }
+}
+
+TEST(GgufModel, HostileConfigValuesFailFast) {
+  TinyModel m("llama", true);
+  std::erase_if(m.wr.kv, [](auto& kv) { return kv.first == "llama.block_count"; });
+  m.wr.set("llama.block_count", w::u32(1u << 29));
+  EXPECT_HAS(error_of(m.wr.build()), "block_count 536870912 is more than");
+}
