@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "micromix/model_source.hpp"
 #include "micromix/tensor.hpp"
 
 namespace micromix {
@@ -89,5 +90,12 @@ void write_safetensors(const std::string& path, std::vector<SafetensorsItem> ite
 // Convenience: tensors whose bytes are already in memory (TensorView::data).
 void write_safetensors(const std::string& path, std::span<const TensorView> tensors,
                        const std::map<std::string, std::string>& metadata = {}, bool overwrite = false);
+
+// Writes a model as a Hugging Face checkpoint directory that transformers loads offline:
+// model.safetensors (tensors under HF names, converted to `dtype`: f32 or bf16), config.json,
+// and tokenizer.json + tokenizer_config.json when the model has a tokenizer. Creates `dir` if
+// needed; refuses to replace an existing dir/model.safetensors unless `overwrite`.
+void write_hf_directory(const ModelSource& model, const std::string& dir, DType dtype = DType::f32,
+                        bool overwrite = false);
 
 }  // namespace micromix
