@@ -111,7 +111,9 @@ void quantize_row(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int6
 void dequantize_row(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n, float* out) {
   check_row_len(n, "mx::dequantize_row");
 #if MICROMIX_X86
-  if (have_avx2()) return dequantize_row_avx2(f, packed, scales, n, out);
+  // Only MXFP4 gains from SIMD here: for 6- and 8-bit codes a gather is no faster than the
+  // scalar table lookup (bench/RESULTS.md).
+  if (f == ElemFormat::fp4_e2m1 && have_avx2()) return dequantize_row_fp4_avx2(packed, scales, n, out);
 #endif
   dequantize_row_scalar(f, packed, scales, n, out);
 }

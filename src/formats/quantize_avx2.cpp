@@ -146,42 +146,22 @@ MM_AVX2 void quantize_row_avx2(ElemFormat f, ScaleRule rule, Rounding r, const f
   }
 }
 
-MM_AVX2 void dequantize_row_avx2(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n,
-                                 float* out) {
-  const float* table = decode_table(f);
-  const int bits = info(f).bits;
-  const size_t block_bytes = packed_row_bytes(f, kBlock);
-  if (bits == 4) {
-    // Magnitudes of the 8 non-negative E2M1 codes; the sign is code bit 3 moved to bit 31.
-    const __m256 mag_lut = _mm256_loadu_ps(table);
-    const __m128i lo_mask = _mm_set1_epi8(0x0F);
-    for (int64_t b = 0; b < n / kBlock; ++b, packed += block_bytes, out += kBlock) {
-      const __m256 lut = _mm256_mul_ps(mag_lut, _mm256_set1_ps(scale_value(scales[b])));
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
-      const __m128i lo = _mm_and_si128(v, lo_mask);
-      const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), lo_mask);
-      const __m128i c01 = _mm_unpacklo_epi8(lo, hi), c23 = _mm_unpackhi_epi8(lo, hi);  // codes 0..15, 16..31
-      const __m128i parts[4] = {c01, _mm_srli_si128(c01, 8), c23, _mm_srli_si128(c23, 8)};
-      for (int i = 0; i < 4; ++i) {
-        const __m256i code = _mm256_cvtepu8_epi32(parts[i]);
-        const __m256 val = _mm256_permutevar8x32_ps(lut, code);  // uses the low 3 bits
-        const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(code, 3), 31);
-        _mm256_storeu_ps(out + 8 * i, _mm256_xor_ps(val, _mm256_castsi256_ps(sign)));
-      }
-    }
-    return;
-  }
-  alignas(32) uint8_t codes[kBlock];
-  for (int64_t b = 0; b < n / kBlock; ++b, packed += block_bytes, out += kBlock) {
-    const uint8_t* c = packed;
-    if (bits == 6) {
-      unpack_codes(f, std::span<const uint8_t>(packed, block_bytes), codes);
-      c = codes;
-    }
-    const __m256 s = _mm256_set1_ps(scale_value(scales[b]));
+MM_AVX2 void dequantize_row_fp4_avx2(const uint8_t* packed, const uint8_t* scales, int64_t n, float* out) {
+  // Magnitudes of the 8 non-negative E2M1 codes; the sign is code bit 3 moved to bit 31.
+  const __m256 mag_lut = _mm256_loadu_ps(decode_table(ElemFormat::fp4_e2m1));
+  const __m128i lo_mask = _mm_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / kBlock; ++b, packed += 16, out += kBlock) {
+    const __m256 lut = _mm256_mul_ps(mag_lut, _mm256_set1_ps(scale_value(scales[b])));
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));
+    const __m128i lo = _mm_and_si128(v, lo_mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), lo_mask);
+    const __m128i c01 = _mm_unpacklo_epi8(lo, hi), c23 = _mm_unpackhi_epi8(lo, hi);  // codes 0..15, 16..31
+    const __m128i parts[4] = {c01, _mm_srli_si128(c01, 8), c23, _mm_srli_si128(c23, 8)};
     for (int i = 0; i < 4; ++i) {
-      const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + 8 * i)));
-      _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(_mm256_i32gather_ps(table, idx, 4), s));
+      const __m256i code = _mm256_cvtepu8_epi32(parts[i]);
+      const __m256 val = _mm256_permutevar8x32_ps(lut, code);  // uses the low 3 bits
+      const __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(code, 3), 31);
+      _mm256_storeu_ps(out + 8 * i, _mm256_xor_ps(val, _mm256_castsi256_ps(sign)));
     }
   }
 }

@@ -15,6 +15,6 @@ namespace micromix::mx {
 #if MICROMIX_X86
 void quantize_row_avx2(ElemFormat f, ScaleRule rule, Rounding r, const float* x, int64_t n, uint8_t* packed,
                        uint8_t* scales);
-void dequantize_row_avx2(ElemFormat f, const uint8_t* packed, const uint8_t* scales, int64_t n, float* out);
+void dequantize_row_fp4_avx2(const uint8_t* packed, const uint8_t* scales, int64_t n, float* out);
 #endif
 }  // namespace micromix::mx
