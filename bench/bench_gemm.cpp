@@ -2,7 +2,7 @@
 // scales, the TensorRT-FP8 stand-in) in the same process, on Llama-3.1-8B layer shapes, plus the
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
-//   bench_gemm [--quick] [--json FILE] [--reps N]
+//   bench_gemm [--quick] [--json FILE] [--reps N] [--only LAYER] [--m M]
 //
 // Timing: CUDA events around batches of launches, median over batches, after warm-up; weights
 // rotate over enough copies to exceed twice the L2 so every launch streams them from HBM; data
@@ -184,12 +184,16 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string json_path;
   int reps = 25;
+  std::string only;
+  int64_t only_m = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--m") && i + 1 < argc) only_m = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--quick] [--json FILE] [--reps N]\n");
+      std::fprintf(stderr, "usage: bench_gemm [--quick] [--json FILE] [--reps N] [--only LAYER] [--m M]\n");
       return 2;
     }
   }
@@ -237,10 +241,12 @@ int main(int argc, char** argv) {
   const Mix mixes[] = {{"mxfp4", 1.0, 0.0}, {"mxfp8", 0.0, 0.0}, {"70/20/10", 0.7, 0.2}};
   std::vector<int64_t> Ms = {1, 16, 64, 256, 1024, 4096, 8192};
   if (quick) Ms = {1, 16, 1024, 8192};
+  if (only_m > 0) Ms = {only_m};
 
   std::printf("\n| layer | M | N | K | cuBLAS bf16 us | cuBLASLt fp8 us | ours: mix kernel | us | TFLOP/s | GB/s | x bf16 | x fp8 |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Shape& sh : shapes) {
+    if (!only.empty() && only != sh.name) continue;
     const int64_t N = sh.N, K = sh.K;
     // Baseline weights, rotated.
     const size_t wb16 = static_cast<size_t>(N * K) * 2, wb8 = static_cast<size_t>(N * K);
@@ -350,17 +356,17 @@ int main(int argc, char** argv) {
                       qbytes / tq * 1e-3 / copy_gbs);
         }
         std::vector<int> kernels = {0};
-        if (M <= 16) kernels.push_back(-1);
-        if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3} : std::vector<int>{1, 2};
+        if (M <= 16) kernels.insert(kernels.end(), {-2, -3, -4});
+        if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
-            if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream);
+            if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream, -kernel - 1);
             else cuda::mx_mixed_gemm(xq.view, w, y16, cuda::OutType::bf16, kernel, stream);
           });
           const double bytes = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M) + static_cast<size_t>(M * N) * 2);
-          const std::string kname = kernel < 0 ? "gemv v1" : cuda::mx_mixed_gemm_version_name(kernel);
+          const std::string kname = kernel < 0 ? "gemv v" + std::to_string(-kernel - 1) : cuda::mx_mixed_gemm_version_name(kernel);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},
                           {"tflops", flop / t * 1e-6}, {"gbs", bytes / t * 1e-3}, {"x_bf16", t16 / t}, {"x_fp8", t8 / t}});

@@ -46,6 +46,14 @@ for f, c in counts.items():
 PY
   gzip -c "$OUT/sass_all.txt" > "$OUT/sass_all.txt.gz" && rm "$OUT/sass_all.txt"
 fi
+if [[ $what == all || $what == ncu ]]; then
+  echo "== ncu (one launch each: prefill GEMM v1, decode v2, quantize)"
+  sections="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis"
+  timeout 120 ncu $sections -k regex:gemm_mma_v1 -c 1 $D/bench_gemm --only o --m 8192 --reps 1 > "$OUT/ncu_gemm.txt" 2>&1; echo "ncu gemm rc=$?"
+  timeout 120 ncu $sections -k regex:gemv_kernel -c 1 $D/bench_gemm --only down --m 1 --reps 1 > "$OUT/ncu_gemv.txt" 2>&1; echo "ncu gemv rc=$?"
+  timeout 120 ncu $sections -k regex:reorder_quantize -c 1 $D/bench_gemm --only o --m 8192 --reps 1 > "$OUT/ncu_quant.txt" 2>&1; echo "ncu quant rc=$?"
+  grep -h -E "==PROF==|Duration|Compute \(SM\) Throughput|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Issue Slots|Warp Cycles Per Issued" "$OUT"/ncu_*.txt | head -60
+fi
 if [[ $what == all || $what == bench ]]; then
   echo "== bench"
   timeout ${BENCH_TIMEOUT:-300} $D/bench_gemm ${BENCH_ARGS:-} --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"

@@ -47,12 +47,15 @@ int mx_mixed_gemm_versions();
 const char* mx_mixed_gemm_version_name(int version);
 
 // Decode path for M <= 16: streams w once, dequantizes in registers, FP32 accumulation on CUDA
-// cores. Same contract as mx_mixed_gemm.
-void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream);
+// cores. Same contract as mx_mixed_gemm. version: 0 default (the latest), 1.. a numbered kernel
+// (see mx_gemv_decode.cu).
+void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
+                   int version = 0);
+int mx_mixed_gemv_versions();
 
 // ---- host conveniences (tests, tools): copy to the device, run, copy back; synchronous ----------
 // y (M, N) as float (out = f32) or bf16 bits widened to float (out = bf16). kernel: 0 GEMM default,
-// v >= 1 GEMM version v, -1 the decode path.
+// v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2).
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

@@ -13,9 +13,10 @@ void mx_mixed_gemm(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, i
 }
 int mx_mixed_gemm_versions() { return 0; }
 const char* mx_mixed_gemm_version_name(int) { return "unavailable"; }
-void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*) {
+void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
   fail("mx_mixed_gemv: micromix was built without CUDA");
 }
+int mx_mixed_gemv_versions() { return 0; }
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int) {
   fail("mx_mixed_gemm: micromix was built without CUDA");
 }

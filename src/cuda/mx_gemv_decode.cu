@@ -1,7 +1,8 @@
 // Decode path of the mixed MX GEMM for M <= 16: y (M, N) = dequant(a) . dequant(w)^T on CUDA
 // cores, FP32 FMAs, streaming the packed weights once.
 //
-// v1: a CTA (8 warps) owns 32 rows of w (4 per warp) and walks K in chunks of 32 MX blocks.
+// v1 (v2 adds a one-chunk weight prefetch and folds the weight scale per block; v3 is v2 with
+// 4 warps of 1 row per CTA): a CTA (8 warps) owns 32 rows of w (4 per warp) and walks K in chunks of 32 MX blocks.
 // Per chunk: every lane issues the loads of its block (lane = block) for its warp's 4 rows
 // (FP4 16 bytes, FP6 3x8, FP8 2x16 per row), then the CTA dequantizes the activation chunk
 // (MT rows x 1024) into shared memory as float (rows padded by 4 floats per 32 so that lanes
@@ -17,7 +18,6 @@ namespace {
 
 using namespace mixed;
 
-constexpr int kWarps = 8, kRowsPerWarp = 4, kRowsPerCta = kWarps * kRowsPerWarp;
 constexpr int kChunkBlocks = 32;              // one MX block per lane per chunk
 constexpr int kXStride = kChunkBlocks * 36;  // floats per activation row in smem (32 + 4 pad per block)
 
@@ -74,31 +74,70 @@ __device__ inline unsigned lut_index(const unsigned (&w)[8], int i) {
 }
 
 // acc[r][m] += sum_i w_r[i] * x[m][i] over one block, for the lane's 4 rows.
-template <int SEG, int MT>
-__device__ inline void block_fma(const float* lut, const RawBlock (&rb)[kRowsPerWarp], const float* sx_lane,
-                                 float (&acc)[kRowsPerWarp][MT]) {
-  float s[kRowsPerWarp];
+template <int SEG, int MT, int R>
+__device__ inline void block_fma(const float* lut, const RawBlock (&rb)[R], const float* sx_lane,
+                                 float (&acc)[R][MT]) {
+  float s[R];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) s[r] = scale_f32(rb[r].sc);
+  for (int r = 0; r < R; ++r) s[r] = scale_f32(rb[r].sc);
 #pragma unroll
   for (int g = 0; g < 8; ++g) {  // 4 elements at a time
-    float wv[kRowsPerWarp][4];
+    float wv[R][4];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int i = 0; i < 4; ++i) wv[r][i] = lut[lut_index<SEG>(rb[r].w, 4 * g + i)] * s[r];
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       const float4 xv = *reinterpret_cast<const float4*>(sx_lane + m * kXStride + 4 * g);
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; ++r)
+      for (int r = 0; r < R; ++r)
         acc[r][m] += wv[r][0] * xv.x + wv[r][1] * xv.y + wv[r][2] * xv.z + wv[r][3] * xv.w;
     }
   }
 }
 
-template <int MT>
-__global__ void __launch_bounds__(kWarps * 32) gemv_v1(GemvArgs p) {
+// v2: the same sums with the weight scale applied once per block: partial = sum_i code_i * x_i,
+// then acc += scale * partial (exact: the scale is a power of two).
+template <int SEG, int MT, int R>
+__device__ inline void block_fma_folded(const float* lut, const RawBlock (&rb)[R], const float* sx_lane,
+                                        float (&acc)[R][MT]) {
+  float part[R][MT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) part[r][m] = 0.0f;
+#pragma unroll
+  for (int g = 0; g < 8; ++g) {
+    float wv[R][4];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) wv[r][i] = lut[lut_index<SEG>(rb[r].w, 4 * g + i)];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float4 xv = *reinterpret_cast<const float4*>(sx_lane + m * kXStride + 4 * g);
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        part[r][m] += wv[r][0] * xv.x + wv[r][1] * xv.y + wv[r][2] * xv.z + wv[r][3] * xv.w;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float s = scale_f32(rb[r].sc);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] += s * part[r][m];
+  }
+}
+
+// V 1: loads of a chunk are issued at the top of that chunk. V 2: the next chunk's weights are
+// loaded (into a second register set) before this chunk's activations are staged and used, and
+// the weight scale is folded (block_fma_folded) for MT <= 8.
+// WARPS warps of R rows each per CTA (v1, v2: 8 x 4; v3: 4 x 1, four times the CTAs of v2 so
+// that N = 4096 gives 1024 CTAs instead of 128: more bytes in flight per SM).
+template <int MT, int V, int WARPS, int R>
+__global__ void __launch_bounds__(WARPS * 32) gemv_kernel(GemvArgs p) {
+  constexpr int kRowsPerWarp = R, kRowsPerCta = WARPS * R;
   extern __shared__ float4 s_x_raw[];
   float* sx = reinterpret_cast<float*>(s_x_raw);  // (MT, kXStride)
   __shared__ float lut[kLutSize];
@@ -108,27 +147,41 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_v1(GemvArgs p) {
   const int64_t n_base = static_cast<int64_t>(blockIdx.x) * kRowsPerCta + warp * kRowsPerWarp;
   const int64_t m_base = static_cast<int64_t>(blockIdx.y) * MT;
 
-  float acc[kRowsPerWarp][MT];
+  float acc[R][MT];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
 
   const int64_t chunks = (p.nkb + kChunkBlocks - 1) / kChunkBlocks;
-  for (int64_t c = 0; c < chunks; ++c) {
-    // Issue this lane's weight loads first: they fly while the activations are dequantized.
+  // This lane's weight blocks (lane = block of the chunk) for the warp's rows.
+  auto issue = [&](int64_t c, RawBlock (&rb)[R], int& seg, bool& valid) {
     const int64_t kb = c * kChunkBlocks + lane;
-    const bool valid = kb < p.nkb;
+    valid = c < chunks && kb < p.nkb;
     int64_t lb = 0;
-    const int seg = valid ? seg_of(p, kb, lb) : 0;
-    RawBlock rb[kRowsPerWarp];
+    seg = valid ? seg_of(p, kb, lb) : 0;
     if (valid)
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; ++r) load_block(p.w, seg, lb, min(n_base + r, p.N - 1), rb[r]);
+      for (int r = 0; r < R; ++r) load_block(p.w, seg, lb, min(n_base + r, p.N - 1), rb[r]);
+  };
+  RawBlock rb[R], rb_next[R];
+  int seg = 0, seg_next = 0;
+  bool valid = false, valid_next = false;
+  if (V >= 2) issue(0, rb_next, seg_next, valid_next);
+  for (int64_t c = 0; c < chunks; ++c) {
+    if (V >= 2) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) rb[r] = rb_next[r];
+      seg = seg_next;
+      valid = valid_next;
+      issue(c + 1, rb_next, seg_next, valid_next);  // flies during this chunk
+    } else {
+      issue(c, rb, seg, valid);  // flies while the activations are dequantized
+    }
 
     __syncthreads();  // previous chunk's reads of sx are done (and the LUT is ready)
     // Activation chunk -> sx: unit = (row m, block b) of 32 elements.
-    for (int unit = tid; unit < MT * kChunkBlocks; unit += kWarps * 32) {
+    for (int unit = tid; unit < MT * kChunkBlocks; unit += WARPS * 32) {
       const int m = unit / kChunkBlocks, b = unit % kChunkBlocks;
       const int64_t xkb = c * kChunkBlocks + b;
       float* dst = sx + m * kXStride + b * 36;
@@ -150,21 +203,27 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_v1(GemvArgs p) {
     __syncthreads();
     if (valid) {
       const float* sx_lane = sx + lane * 36;
-      if (seg == 0) block_fma<0, MT>(lut, rb, sx_lane, acc);
-      else if (seg == 1) block_fma<1, MT>(lut, rb, sx_lane, acc);
-      else block_fma<2, MT>(lut, rb, sx_lane, acc);
+      if constexpr (V >= 2 && MT <= 8) {
+        if (seg == 0) block_fma_folded<0, MT, R>(lut, rb, sx_lane, acc);
+        else if (seg == 1) block_fma_folded<1, MT, R>(lut, rb, sx_lane, acc);
+        else block_fma_folded<2, MT, R>(lut, rb, sx_lane, acc);
+      } else {
+        if (seg == 0) block_fma<0, MT, R>(lut, rb, sx_lane, acc);
+        else if (seg == 1) block_fma<1, MT, R>(lut, rb, sx_lane, acc);
+        else block_fma<2, MT, R>(lut, rb, sx_lane, acc);
+      }
     }
   }
 
   // Reduce over lanes (every lane ends with every sum), then lanes write distinct outputs.
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MT; ++m)
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], o);
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       const int j = r * MT + m;
@@ -175,20 +234,35 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_v1(GemvArgs p) {
     }
 }
 
-template <int MT>
+template <int MT, int V>
 void launch(const GemvArgs& p, cudaStream_t stream) {
-  const int64_t gx = (p.N + kRowsPerCta - 1) / kRowsPerCta, gy = (p.M + MT - 1) / MT;
+  constexpr int WARPS = V >= 3 ? 4 : 8, R = V >= 3 ? 1 : 4;
+  const int64_t gx = (p.N + WARPS * R - 1) / (WARPS * R), gy = (p.M + MT - 1) / MT;
   const size_t smem = sizeof(float) * MT * kXStride;
   if (smem > 48 * 1024)
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_v1<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  gemv_v1<MT><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), kWarps * 32, smem, stream>>>(p);
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<MT, V, WARPS, R>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(smem)));
+  gemv_kernel<MT, V, WARPS, R><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), WARPS * 32, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int V>
+void launch_for_m(const GemvArgs& p, cudaStream_t s) {
+  if (p.M <= 1) launch<1, V>(p, s);
+  else if (p.M <= 2) launch<2, V>(p, s);
+  else if (p.M <= 4) launch<4, V>(p, s);
+  else if (p.M <= 8) launch<8, V>(p, s);
+  else launch<16, V>(p, s);
 }
 
 }  // namespace
 
-void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream) {
+int mx_mixed_gemv_versions() { return 3; }
+
+void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
+                   int version) {
   check_operands("mx_mixed_gemv", a, w);
+  MM_CUDA_REQUIRE(version >= 0 && version <= 3, "mx_mixed_gemv: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   MM_CUDA_REQUIRE(M <= 65535 * 16, "mx_mixed_gemv: M too large");
   if (M == 0 || N == 0) return;
@@ -204,11 +278,11 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   const auto s = static_cast<cudaStream_t>(stream);
-  if (M <= 1) launch<1>(p, s);
-  else if (M <= 2) launch<2>(p, s);
-  else if (M <= 4) launch<4>(p, s);
-  else if (M <= 8) launch<8>(p, s);
-  else launch<16>(p, s);
+  // Default from the H100 run of 2026-11-25 (bench/GPU_NOTES.md): v3 wins only for N <= 4096.
+  if (version == 0) version = M <= 4 && N <= 4096 ? 3 : 1;
+  if (version == 1) launch_for_m<1>(p, s);
+  else if (version == 2) launch_for_m<2>(p, s);
+  else launch_for_m<3>(p, s);
 }
 
 }  // namespace micromix::cuda

@@ -3,7 +3,9 @@
 // the scale rule, x * 2^-shared_exp, round on the element grid, saturate).
 //
 // v1: one CTA per row. The row (2K bytes) is read once with 16-byte loads into shared memory; warp
-// w then quantizes permuted blocks w, w + 8, ...: lane e gathers element perm[32 b + e] from
+// w then quantizes permuted blocks w, w + 8, ...
+// Tried and measured slower (bench/GPU_NOTES.md): several rows per CTA sharing the perm reads, a
+// perm prefetch plus __float2uint_rn rounding. ncu: the kernel is issue-bound (62% issue slots).: lane e gathers element perm[32 b + e] from
 // shared memory, the block max comes from a warp reduction, and lanes combine codes with shuffles
 // so that each packed byte is written once (FP4: 2 lanes, FP6: 4 lanes per 3 bytes, FP8: 1).
 #include <cuda_bf16.h>

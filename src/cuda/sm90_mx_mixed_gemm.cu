@@ -5,6 +5,8 @@
 //   v1  128x128 CTA tile, 8 warps (2x4, 64x32 each): prefill.
 //   v2   64x128 CTA tile, 8 warps (2x4, 32x32 each): mid-size M.
 //   v3   16x128 CTA tile, 4 warps (1x4, 16x32 each): small M on the tensor cores.
+//   v4   v1 with packed bytes loaded two steps ahead (two register slots) to hide more latency.
+//   v5   v4 capped at 128 registers so that two CTAs fit on an SM.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -213,6 +215,124 @@ __global__ void __launch_bounds__(WM * WN * 32) gemm_mma_v1(GemmArgs p) {
       }
 }
 
+// v4, v5: v1 with PF register slots of staged packed bytes (loads issued PF steps ahead).
+template <int BM, int BN, int WM, int WN, int PF, int MIN_CTAS>
+__global__ void __launch_bounds__(WM * WN * 32, MIN_CTAS) gemm_mma_pf(GemmArgs p) {
+  constexpr int T = WM * WN * 32;
+  constexpr int LDS = 40;  // bf16 per smem row: 32 + 8 pad, so 8 ldmatrix rows hit distinct banks
+  constexpr int WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NI = WTN / 8;
+  constexpr int UA = (2 * BM + T - 1) / T, UB = (2 * BN + T - 1) / T;  // half blocks per thread
+  static_assert(WTM % 16 == 0 && WTN % 16 == 0, "warp tile must be a multiple of 16x16");
+
+  __shared__ __align__(16) __nv_bfloat16 sA[2][BM * LDS];  // (BM, 32) bf16, padded rows
+  __shared__ __align__(16) __nv_bfloat16 sB[2][BN * LDS];  // (BN, 32) bf16, padded rows
+  __shared__ float lut[kLutSize];
+  fill_lut(lut, p.fp6_e2m3);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / WN, wn = warp % WN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
+
+  // PF register slots of staged packed bytes: slot j holds step kb with kb % PF == j.
+  uint4 ra[PF][UA], rb[PF][UB];
+  unsigned sa[PF][UA], sb[PF][UB];
+  auto seg_of = [&](int64_t kb, int64_t& lb) {
+    if (kb < p.kb4) { lb = kb; return 0; }
+    if (kb < p.kb4 + p.kb6) { lb = kb - p.kb4; return 1; }
+    lb = kb - p.kb4 - p.kb6;
+    return 2;
+  };
+  auto load = [&](int64_t kb, uint4 (&rA)[UA], unsigned (&sA_)[UA], uint4 (&rB)[UB], unsigned (&sB_)[UB]) {
+    int64_t lb;
+    const int seg = seg_of(kb, lb);
+#pragma unroll
+    for (int u = 0; u < UA; ++u) {
+      const int unit = tid + u * T;
+      if (unit < 2 * BM) load_half_block(p.a, seg, lb, min(m0 + unit / 2, p.M - 1), unit & 1, rA[u], sA_[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < UB; ++u) {
+      const int unit = tid + u * T;
+      if (unit < 2 * BN) load_half_block(p.w, seg, lb, min(n0 + unit / 2, p.N - 1), unit & 1, rB[u], sB_[u]);
+    }
+  };
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.0f;
+
+  __syncthreads();  // LUT ready
+#pragma unroll
+  for (int j = 0; j < PF; ++j)
+    if (j < p.nkb) load(j, ra[j], sa[j], rb[j], sb[j]);
+  constexpr int kUnroll = PF;
+  const int64_t kb_end = PF == 1 ? p.nkb : (p.nkb + PF - 1) / PF * PF;
+  for (int64_t kb0 = 0; kb0 < kb_end; kb0 += kUnroll)
+#pragma unroll
+  for (int j = 0; j < kUnroll; ++j) {
+    const int64_t kb = kb0 + j;
+    if (PF > 1 && kb >= p.nkb) break;
+    const int buf = static_cast<int>(kb & 1);
+    int64_t lb;
+    const int seg = seg_of(kb, lb);
+    // Dequantize the staged step into buffer buf (last read two steps ago: the barrier of the
+    // previous step orders it).
+#pragma unroll
+    for (int u = 0; u < UA; ++u) {
+      const int unit = tid + u * T;
+      if (unit < 2 * BM) dequant_half_block(lut, seg, ra[j][u], sa[j][u], &sA[buf][(unit / 2) * LDS + (unit & 1) * 16]);
+    }
+#pragma unroll
+    for (int u = 0; u < UB; ++u) {
+      const int unit = tid + u * T;
+      if (unit < 2 * BN) dequant_half_block(lut, seg, rb[j][u], sb[j][u], &sB[buf][(unit / 2) * LDS + (unit & 1) * 16]);
+    }
+    __syncthreads();
+    if (kb + PF < p.nkb) load(kb + PF, ra[j], sa[j], rb[j], sb[j]);  // in flight during the next PF steps
+#pragma unroll
+    for (int k16 = 0; k16 < 32; k16 += 16) {
+      unsigned af[MI][4], bfr[NI][2];
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+        ldmatrix_x4(af[mi], &sA[buf][(wm * WTM + mi * 16 + (lane & 15)) * LDS + k16 + (lane >> 4) * 8]);
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) {
+        unsigned r[4];
+        ldmatrix_x4(r, &sB[buf][(wn * WTN + nj * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + k16 + ((lane >> 3) & 1) * 8]);
+        bfr[2 * nj][0] = r[0];
+        bfr[2 * nj][1] = r[1];
+        bfr[2 * nj + 1][0] = r[2];
+        bfr[2 * nj + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) mma_bf16_16816(acc[mi][ni], af[mi], bfr[ni][0], bfr[ni][1]);
+    }
+  }
+
+  // Epilogue: accumulator (mi, ni) holds rows lane/4 and lane/4 + 8, columns 2 (lane % 4) + {0, 1}.
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t row = m0 + wm * WTM + mi * 16 + (lane >> 2) + 8 * h;
+        const int64_t col = n0 + wn * WTN + ni * 8 + (lane & 3) * 2;
+        if (row >= p.M || col >= p.N) continue;
+        const float v0 = acc[mi][ni][2 * h], v1 = acc[mi][ni][2 * h + 1];
+        if (p.out_f32)
+          *reinterpret_cast<float2*>(static_cast<float*>(p.y) + row * p.N + col) = make_float2(v0, v1);
+        else
+          *reinterpret_cast<unsigned*>(static_cast<__nv_bfloat16*>(p.y) + row * p.N + col) = pack_bf16x2(v0, v1);
+      }
+}
+
 template <int BM, int BN, int WM, int WN>
 void launch(const GemmArgs& p, cudaStream_t stream) {
   const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + BM - 1) / BM;
@@ -221,19 +341,36 @@ void launch(const GemmArgs& p, cudaStream_t stream) {
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
-const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.sync 64x128", "v3 mma.sync 16x128"};
+template <int BM, int BN, int WM, int WN, int PF, int MIN_CTAS>
+void launch_pf(const GemmArgs& p, cudaStream_t stream) {
+  const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + BM - 1) / BM;
+  MM_CUDA_REQUIRE(gy <= 65535, "mx_mixed_gemm: M too large for the grid");
+  static const bool carveout_set = [] {
+    // Ask for the largest shared-memory carveout so that MIN_CTAS CTAs fit on an SM.
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_mma_pf<BM, BN, WM, WN, PF, MIN_CTAS>,
+                                       cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    return true;
+  }();
+  (void)carveout_set;
+  gemm_mma_pf<BM, BN, WM, WN, PF, MIN_CTAS><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), WM * WN * 32, 0, stream>>>(p);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
+
+const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.sync 64x128", "v3 mma.sync 16x128",
+                                     "v4 mma.sync 128x128 prefetch 2", "v5 mma.sync 128x128 prefetch 2, 2 CTAs/SM"};
+constexpr int kVersions = 5;
 
 }  // namespace
 
-int mx_mixed_gemm_versions() { return 3; }
+int mx_mixed_gemm_versions() { return kVersions; }
 const char* mx_mixed_gemm_version_name(int version) {
-  return version >= 0 && version <= 3 ? kVersionNames[version] : "unknown";
+  return version >= 0 && version <= kVersions ? kVersionNames[version] : "unknown";
 }
 
 void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, int version,
                    void* stream) {
   check_operands("mx_mixed_gemm", a, w);
-  MM_CUDA_REQUIRE(version >= 0 && version <= 3, "mx_mixed_gemm: unknown version " + std::to_string(version));
+  MM_CUDA_REQUIRE(version >= 0 && version <= kVersions, "mx_mixed_gemm: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   if (M == 0 || N == 0) return;
   GemmArgs p{};
@@ -252,6 +389,8 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   switch (version) {
     case 1: launch<128, 128, 2, 4>(p, s); break;
     case 2: launch<64, 128, 2, 4>(p, s); break;
+    case 4: launch_pf<128, 128, 2, 4, 2, 1>(p, s); break;
+    case 5: launch_pf<128, 128, 2, 4, 2, 2>(p, s); break;
     default: launch<16, 128, 1, 4>(p, s); break;
   }
 }

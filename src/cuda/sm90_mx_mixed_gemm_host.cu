@@ -50,7 +50,7 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
-  if (kernel < 0) mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr);
+  if (kernel < 0) mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);
   else mx_mixed_gemm(da.view, dw.view, y.ptr, out, kernel, nullptr);
   MM_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> result(n);

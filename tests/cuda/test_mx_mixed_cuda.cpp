@@ -118,7 +118,8 @@ TEST(CudaMxMixedGemm, EveryVersionMatchesTheDoubleProduct) {
 
 TEST(CudaMxMixedGemm, DefaultDispatchAndDecodePathMatchTheDoubleProduct) {
   SKIP_WITHOUT_GPU();
-  for (int trial = 0; trial < 10; ++trial) check_gemm(random_case(trial < 5 ? 16 : 40), -1);
+  for (int kernel : {-1, -2, -3, -4})
+    for (int trial = 0; trial < 8; ++trial) check_gemm(random_case(trial < 5 ? 16 : 40), kernel);
   for (int trial = 0; trial < 6; ++trial) check_gemm(random_case(trial < 3 ? 16 : 600), 0);
 }
 
@@ -127,18 +128,18 @@ TEST(CudaMxMixedGemm, SingleSegmentsOddShapesAndLargeK) {
   const int64_t K = 4096;
   for (int only = 0; only < 3; ++only) {
     GemmCase c{only == 0 ? 1 : only == 1 ? 7 : 129, 48, K, MixedSplit{only == 0 ? K : 0, only == 1 ? K : 0, only == 2 ? K : 0}};
-    for (int kernel : {-1, 1, 2, 3}) check_gemm(c, kernel);
+    for (int kernel : {-2, -3, -4, 1, 2, 3, 4, 5}) check_gemm(c, kernel);
   }
   // Llama down-projection K with the 70/20/10 mix.
   const GemmCase down{5, 64, 14336, MixedSplit{10016, 2880, 1440}};
-  for (int kernel : {-1, 0}) check_gemm(down, kernel);
+  for (int kernel : {-2, -3, -4, 0}) check_gemm(down, kernel);
 }
 
 TEST(CudaMxMixedGemm, EmptyKWritesZeros) {
   SKIP_WITHOUT_GPU();
   const auto xq = quantize_mixed({}, 3, 0, {}, MixedSplit{});
   const auto wq = quantize_mixed({}, 16, 0, {}, MixedSplit{});
-  for (int kernel : {-1, 0, 1, 2, 3}) {
+  for (int kernel : {-2, -3, -4, 0, 1, 2, 3, 4, 5}) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (float v : y) ASSERT_EQ(v, 0.0f) << "kernel " << kernel;
   }
@@ -152,7 +153,7 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
   x[5] = std::numeric_limits<float>::quiet_NaN();  // row 0 gets a NaN-scaled block
   const auto xq = quantize_mixed(x, 2, K, perm, MixedSplit{32, 32, 32});
   const auto wq = quantize_mixed(llm_like(16, K), 16, K, perm, MixedSplit{32, 32, 32});
-  for (int kernel : {-1, 1, 3}) {
+  for (int kernel : {-2, -3, -4, 1, 3, 5}) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (int n = 0; n < 16; ++n) {
       EXPECT_TRUE(std::isnan(y[static_cast<size_t>(n)])) << "kernel " << kernel << " col " << n;
