@@ -138,11 +138,22 @@ TEST(TokenizerJson, HostileFilesThrowNamingTheProblem) {
   expect_error("{}", "no 'model'");
   expect_error(with([](json& j) { j["model"]["type"] = "Unigram"; }), "not BPE");
   expect_error(with([](json& j) { j["model"]["vocab"] = json::array(); }), "vocab is not an object");
-  expect_error(with([](json& j) { j["model"]["vocab"]["zz"] = "7"; }), "non-integer id");
-  expect_error(with([](json& j) { j["model"]["vocab"]["zz"] = 1u << 30; }), "out of range");
-  expect_error(with([](json& j) { j["model"]["vocab"]["zz"] = -1; }), "out of range");
-  expect_error(with([](json& j) { j["model"]["vocab"]["zz"] = 3; }), "used twice");
-  expect_error(with([](json& j) { j["model"]["vocab"].erase(j["model"]["vocab"].begin()); }), "not dense");
+  // Byte-level tokens never hold U+0020, so "not a token" is a new key.
+  expect_error(with([](json& j) { j["model"]["vocab"]["not a token"] = "7"; }), "non-integer id");
+  expect_error(with([](json& j) { j["model"]["vocab"]["not a token"] = 1u << 30; }), "not dense");
+  expect_error(with([](json& j) { j["model"]["vocab"]["not a token"] = int64_t{1} << 62; }), "not dense");
+  expect_error(with([](json& j) { j["model"]["vocab"]["not a token"] = -1; }), "negative");
+  expect_error(with([](json& j) { j["model"]["vocab"]["not a token"] = 3; }), "used twice");
+  expect_error(with([](json& j) {  // a hole below the largest id
+                 auto& v = j["model"]["vocab"];
+                 for (auto it = v.begin(); it != v.end(); ++it)
+                   if (it.key() != "<s>") {
+                     v.erase(it);
+                     break;
+                   }
+                 v["not a token"] = 1000;
+               }),
+               "not dense");
   expect_error(with([](json& j) { j["model"]["merges"] = "a b"; }), "merges is not a list");
   expect_error(with([](json& j) { j["model"]["merges"].push_back(json::array({"a"})); }), "bad merge");
   expect_error(with([](json& j) { j["model"]["merges"].push_back(7); }), "bad merge");
