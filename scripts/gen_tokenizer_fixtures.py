@@ -46,7 +46,7 @@ HAND_TEXTS = [
     "not special: <|im_start, |im_end|>, <|unknown|>", "<repo_name>x<file_sep>y<filename>z",
     "   \n   \n", " \t \n \r\n ", "a  b   c    d", "word\n", "\n\nword", "  !!", " !", "a!\n\n", "x /\n/ y",
     "HTTPServer XMLHttpRequest iPhone McDonald's ǅemal ǈ", "ÀÉÎÕÜ àéîõü ßẞ", "The quick brown fox jumps over the lazy dog.",
-    "ＦＵＬＬ　ＷＩＤＴＨ　１２３", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛 math", "Ελληνικά κείμενα", "हिन्दी पाठ", "ภาษาไทย", "a\u0300b\u20dd",
+    "ＦＵＬＬ　ＷＩＤＴＨ　１２３", "Unicode 15/15.1: a\U00031350b a\U0002EBF0b 1\U00011F502 a\U0001E030b", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛 math", "Ελληνικά κείμενα", "हिन्दी पाठ", "ภาษาไทย", "a\u0300b\u20dd",
 ]
 
 POOL = (list("abcxyzABCXYZ'sStTrReEvVmMlLdD") + list("0123456789") + [" "] * 12 + list("\t\n\r\n\r") +

@@ -7,7 +7,11 @@ other. Categories come from Python's unicodedata; White_Space is not exposed the
 code points (stable since Unicode 6.3) are listed below.
 
 Output: runs (first code point, class), sorted; a run lasts until the next one starts.
-Usage: python3 scripts/gen_unicode_tables.py > src/model/unicode_tables.cpp
+Use the newest Python at hand: its unicodedata version is the table's. Hugging Face tokenizers'
+regex engine (Oniguruma) knows Unicode 16 (checked: it takes U+10D40, a Unicode 16 digit, as
+\p{N}); the committed table is Python 3.13's Unicode 15.1, so only code points assigned in
+Unicode 16 and later classify differently.
+Usage: python3.13 scripts/gen_unicode_tables.py > src/model/unicode_tables.cpp
 """
 import sys
 import unicodedata
