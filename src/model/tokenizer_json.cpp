@@ -149,6 +149,10 @@ TokenizerSpec parse(const json& root) {
       MM_CHECK(i >= 0, "added token id {} is negative", i);
       const std::string text = content->get<std::string>();
       MM_CHECK(!text.empty(), "added token {} is empty", i);
+      // Whitespace absorption and word-boundary rules of added tokens are not implemented:
+      // refuse rather than give other ids (Llama-3, Qwen2.5, Mistral-Nemo, SmolLM2 use none).
+      for (const char* k : {"lstrip", "rstrip", "single_word"})
+        MM_CHECK(!flag(a, k, false), "added token {} '{}' has {}=true: not supported", i, text, k);
       const int32_t type = flag(a, "special", false) ? 3 : 4;
       auto [pos, fresh] = by_id.emplace(i, std::pair{text, type});
       MM_CHECK(fresh || pos->second.first == text, "added token {} '{}' differs from vocab '{}'", i, text, pos->second.first);

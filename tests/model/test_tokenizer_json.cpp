@@ -164,6 +164,9 @@ TEST(TokenizerJson, HostileFilesThrowNamingTheProblem) {
   expect_error(with([](json& j) { j["added_tokens"] = json::array({{{"id", 0}, {"content", "qq"}}}); }), "differs");
   expect_error(with([](json& j) { j["added_tokens"] = json::array({{{"id", "0"}}}); }), "bad added token");
   expect_error(with([](json& j) { j["added_tokens"] = 5; }), "added_tokens is not a list");
+  expect_error(with([](json& j) { j["added_tokens"][0]["rstrip"] = true; }), "rstrip=true");
+  expect_error(with([](json& j) { j["added_tokens"][0]["lstrip"] = true; }), "lstrip=true");
+  expect_error(with([](json& j) { j["added_tokens"][0]["single_word"] = true; }), "single_word=true");
   expect_error(with([](json& j) { j["normalizer"] = {{"type", "Lowercase"}}; }), "unsupported normalizer");
   expect_error(with([](json& j) { j["pre_tokenizer"] = nullptr; }), "pre_tokenizer is null");
   expect_error(with([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }), "unsupported pre_tokenizer");
