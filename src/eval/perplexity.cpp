@@ -6,18 +6,22 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/kernels.hpp"
 #include "micromix/error.hpp"
 #include "micromix/model.hpp"
 
 namespace micromix {
 namespace {
 
-// -log softmax(row)[target] in double.
-double nll_of(const float* row, int64_t vocab, int32_t target) {
+// -log softmax(row)[target]: exponentials in float (vectorized), their sum and the log in double.
+double nll_of(const float* row, int64_t vocab, int32_t target, std::vector<float>& scratch) {
   float mx = row[0];
   for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, row[i]);
+  scratch.resize(static_cast<size_t>(vocab));
+  for (int64_t i = 0; i < vocab; ++i) scratch[static_cast<size_t>(i)] = row[i] - mx;
+  cpu::exp_inplace(scratch.data(), vocab);
   double sum = 0.0;
-  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - mx);
+  for (float e : scratch) sum += e;
   return -(static_cast<double>(row[target]) - mx - std::log(sum));
 }
 
@@ -55,9 +59,13 @@ PerplexityResult perplexity(const Model& model, std::span<const int32_t> tokens,
     model.forward(window, cache, logits, len - first);
     const int64_t scored = len - 1 - first;
     double window_nll = 0.0;
-#pragma omp parallel for reduction(+ : window_nll) schedule(static)
-    for (int64_t i = 0; i < scored; ++i)
-      window_nll += nll_of(logits.data() + i * vocab, vocab, window[static_cast<size_t>(first + i + 1)]);
+#pragma omp parallel reduction(+ : window_nll)
+    {
+      std::vector<float> scratch;
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < scored; ++i)
+        window_nll += nll_of(logits.data() + i * vocab, vocab, window[static_cast<size_t>(first + i + 1)], scratch);
+    }
     nll_sum += window_nll;
     res.predicted += scored;
     res.windows = w + 1;
