@@ -53,6 +53,7 @@ class GgufTensorSource final : public TensorSource {
     MM_CHECK(n_head > 0 && rows > 0 && rows % (2 * n_head) == 0,
              "gguf '{}': tensor '{}' has {} rows, not a multiple of 2 x {} heads; cannot undo the Q/K permutation",
              file_->path(), name, rows, n_head);
+    if (v.data.empty()) return;  // no elements to reorder (rows of zero length)
     const int64_t hd = rows / n_head, half = hd / 2;
     const size_t row_bytes = v.data.size() / static_cast<size_t>(rows);
     auto& buf = owned_.emplace_back(v.data.size());

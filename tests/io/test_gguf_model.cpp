@@ -300,7 +300,7 @@ TEST(GgufModel, LoadModelSourceDispatch) {
     load_model_source(dir.file("text.gguf"));
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_HAS(e.what(), "not a GGUF file");
+    EXPECT_HAS(e.what(), "GGUF file (it does not start with");
   }
   // A directory goes to the Hugging Face loader, which rejects an empty one.
   std::filesystem::create_directories(dir.file("hf"));
@@ -399,4 +399,18 @@ TEST(GgufModel, HostileConfigValuesFailFast) {
   std::erase_if(m.wr.kv, [](auto& kv) { return kv.first == "llama.block_count"; });
   m.wr.set("llama.block_count", w::u32(1u << 29));
   EXPECT_HAS(error_of(m.wr.build()), "block_count 536870912 is more than");
+}
+
+TEST(GgufModel, EmptyQRowsDoNotCrash) {
+  // Found by fuzzing: a Llama Q weight with rows of zero length (ne[0] = 0) has no bytes to reorder.
+  TinyModel m("llama", true);
+  for (auto& t : m.wr.tensors)
+    if (t.name == "blk.0.attn_q.weight") {
+      t.ne = {0, 64};
+      t.data.clear();
+    }
+  testutil::TempDir dir;
+  const ModelSource s = load_bytes(m.wr.build(), dir);
+  EXPECT_EQ(s.tensors->get("blk.0.attn_q.weight").data.size(), 0u);
+  EXPECT_TRUE(to_float(s.tensors->get("blk.0.attn_q.weight")).empty());
 }

@@ -90,7 +90,7 @@ TEST(CliInspect, BadPathsAndCorruptFilesFailWithOneLine) {
   };
   const Case cases[] = {{dir.file("missing.gguf"), "no such file"},
                         {dir.file("cut.gguf"), "beyond end of file"},
-                        {dir.file("text.gguf"), "not a GGUF file"},
+                        {dir.file("text.gguf"), "GGUF file (it does not start with"},
                         {dir.file("v2.gguf"), "unsupported GGUF version 2"}};
   for (const auto& c : cases) {
     const auto r = run_cli("inspect --model " + c.path);
