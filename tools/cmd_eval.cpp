@@ -71,17 +71,10 @@ void run_eval(const EvalArgs& a) {
       MixedLinearOptions opt;
       opt.rule = rule;
       SchemeRun run;
-      if (n == "mxfp4") run.plan = plan_uniform(cfg, mx::ElemFormat::fp4_e2m1, opt);
-      else if (n == "mxfp6") run.plan = plan_uniform(cfg, *fp6, opt);
-      else if (n == "mxfp8") run.plan = plan_uniform(cfg, mx::ElemFormat::fp8_e4m3, opt);
-      else if (n == "micromix") {
-        MicromixOptions mm;
-        mm.granularity = a.granularity;
-        mm.fp6 = *fp6;
-        run.plan = plan_micromix(cfg, stats, mm, opt);
-      } else {
-        fail("unknown scheme '{}' in --schemes (expected mxfp4, mxfp6, mxfp8, micromix)", n);
-      }
+      MicromixOptions mm;
+      mm.granularity = a.granularity;
+      mm.fp6 = *fp6;
+      run.plan = make_plan(n, cfg, &stats, mm, opt);
       run.name = n + (rules.size() > 1 ? "/" + std::string(mx::name(rule)) : "");
       fmt::print(stderr, "quantizing: {}\n", run.name);
       run.model = std::make_unique<Model>(Model::load(*lm.source, make_plan_factory(run.plan)));

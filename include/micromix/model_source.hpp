@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "micromix/linear.hpp"
 #include "micromix/tensor.hpp"
 #include "micromix/tokenizer.hpp"
 
@@ -39,6 +40,9 @@ struct ModelSource {
   std::unique_ptr<TensorSource> tensors;
   TokenizerSpec tokenizer;
   std::string path, format;  // format: "gguf", "safetensors" (HF directory), "micromix" (quantized)
+  // Set by sources whose linear layers are stored pre-quantized (micromix checkpoints): builds each
+  // projection from the stored data; Model::load uses it instead of the factory it is given.
+  LinearFactory linear_factory;
 };
 
 // Opens a .gguf file or a Hugging Face directory (config.json + *.safetensors + tokenizer.json).

@@ -49,6 +49,11 @@ struct MicromixOptions {
 QuantPlan plan_micromix(const ModelConfig& cfg, const ModelStats& stats, const MicromixOptions& mm,
                         MixedLinearOptions opt);
 
+// Plan by scheme name: "mxfp4", "mxfp6" (MicromixOptions::fp6 element), "mxfp8", "micromix"
+// (needs stats). Throws micromix::Error on an unknown name or missing statistics.
+QuantPlan make_plan(const std::string& scheme, const ModelConfig& cfg, const ModelStats* stats,
+                    const MicromixOptions& mm, MixedLinearOptions opt);
+
 // A LinearFactory that builds MixedLinear layers following the plan (dense for the lm_head).
 LinearFactory make_plan_factory(const QuantPlan& plan);
 

@@ -109,6 +109,18 @@ QuantPlan plan_micromix(const ModelConfig& cfg, const ModelStats& stats, const M
   return p;
 }
 
+QuantPlan make_plan(const std::string& scheme, const ModelConfig& cfg, const ModelStats* stats,
+                    const MicromixOptions& mm, MixedLinearOptions opt) {
+  if (scheme == "mxfp4") return plan_uniform(cfg, mx::ElemFormat::fp4_e2m1, opt);
+  if (scheme == "mxfp6") return plan_uniform(cfg, mm.fp6, opt);
+  if (scheme == "mxfp8") return plan_uniform(cfg, mx::ElemFormat::fp8_e4m3, opt);
+  if (scheme == "micromix") {
+    MM_CHECK(stats && !stats->empty(), "scheme micromix needs calibration statistics");
+    return plan_micromix(cfg, *stats, mm, opt);
+  }
+  fail("unknown scheme '{}' (expected mxfp4, mxfp6, mxfp8 or micromix)", scheme);
+}
+
 LinearFactory make_plan_factory(const QuantPlan& plan) {
   return [&plan](LinearSpec&& spec) -> std::unique_ptr<Linear> {
     const auto [layer, which] = classify(spec.name);

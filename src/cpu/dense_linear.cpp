@@ -28,6 +28,7 @@ void DenseLinear::forward(const float* x, int64_t n_tokens, float* y) const {
 }
 
 std::unique_ptr<Linear> make_dense_linear(LinearSpec&& spec) {
+  MM_CHECK(!spec.weight.empty() || spec.out * spec.in == 0, "model has no tensor '{}'", spec.name);
   return std::make_unique<DenseLinear>(std::move(spec.weight), spec.out, spec.in, std::move(spec.bias));
 }
 

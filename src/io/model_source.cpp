@@ -5,6 +5,7 @@
 #include "io/hf_directory.hpp"
 #include "micromix/error.hpp"
 #include "micromix/model_source.hpp"
+#include "micromix/quant_checkpoint.hpp"
 
 namespace micromix {
 
@@ -16,8 +17,10 @@ ModelSource load_model_source(const std::string& path) {
   if (fs::is_directory(st)) return io::load_hf_directory(path);
   if (fs::is_regular_file(st)) {
     if (io::gguf::has_gguf_magic(path)) return io::gguf::load_model(path);
-    fail("loading model '{}': not a GGUF file (it does not start with \"GGUF\"); expected a .gguf file or a "
-         "Hugging Face directory (config.json + *.safetensors + tokenizer.json)",
+    if (is_quantized_checkpoint(path)) return load_quantized_checkpoint(path);
+    fail("loading model '{}': neither a GGUF file (it does not start with \"GGUF\") nor a micromix quantized "
+         "checkpoint; expected a .gguf file, a checkpoint written by `micromix quantize`, or a Hugging Face "
+         "directory (config.json + *.safetensors + tokenizer.json)",
          path);
   }
   fail("loading model '{}': neither a regular file nor a directory", path);

@@ -66,7 +66,8 @@ Model::~Model() = default;
 
 Model Model::load(const ModelSource& src, const LinearFactory& make_linear) {
   MM_CHECK(src.tensors != nullptr, "model source {} has no tensors", src.path);
-  return load(src.config, *src.tensors, make_linear);
+  // Pre-quantized sources (micromix checkpoints) can only build their layers themselves.
+  return load(src.config, *src.tensors, src.linear_factory ? src.linear_factory : make_linear);
 }
 
 Model Model::load(const ModelConfig& config, const TensorSource& ts, const LinearFactory& make_linear) {
@@ -86,7 +87,9 @@ Model Model::load(const ModelConfig& config, const TensorSource& ts, const Linea
     spec.layer = layer;
     spec.out = out;
     spec.in = in;
-    spec.weight = load_float(ts, name, {out, in});
+    // Absent weights are left empty for factories that build the layer from their own data
+    // (quantized checkpoints); the dense factory then reports the missing tensor.
+    if (ts.find(name)) spec.weight = load_float(ts, name, {out, in});
     const std::string bias_name = name.substr(0, name.size() - std::string(".weight").size()) + ".bias";
     if (want_bias || ts.find(bias_name)) spec.bias = load_float(ts, bias_name, {out});
     auto lin = make_linear(std::move(spec));
