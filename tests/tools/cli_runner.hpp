@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -18,7 +19,9 @@ struct CliResult {
 
 inline CliResult run_cli(const std::string& args) {
   // stderr joins the captured stream first, so a redirection of stdout in args leaves it there.
-  const std::string cmd = std::string(MICROMIX_CLI_PATH) + " 2>&1 " + args;
+  // MICROMIX_CLI overrides the build-time path (binaries carried to another machine).
+  const char* env = std::getenv("MICROMIX_CLI");
+  const std::string cmd = std::string(env ? env : MICROMIX_CLI_PATH) + " 2>&1 " + args;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return {-1, "popen failed"};
   std::string out;
