@@ -7,7 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "command.hpp"
-#include "../src/io/gguf.hpp"  // internal reader, for file-level facts (the CLI has no src/ include path)
+#include "io/gguf.hpp"  // internal reader, for file-level facts
 #include "micromix/error.hpp"
 #include "micromix/fetch.hpp"
 #include "micromix/model_source.hpp"
