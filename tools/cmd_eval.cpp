@@ -20,7 +20,7 @@ namespace micromix::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix", scale_rule = "ocp", fp6 = "e3m2";
+  std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix", scale_rule = "ceil", fp6 = "e3m2";
   int64_t ctx = 512, max_tokens = 8192, samples = 16, seqlen = 512, granularity = 128;
   int threads = 0;
 };
@@ -131,7 +131,9 @@ void setup(CLI::App& app) {
   c->add_option("--samples", args->samples, "calibration windows")->capture_default_str();
   c->add_option("--seqlen", args->seqlen, "tokens per calibration window")->capture_default_str();
   c->add_option("--schemes", args->schemes, "comma-separated: mxfp8, mxfp6, mxfp4, micromix")->capture_default_str();
-  c->add_option("--scale-rule", args->scale_rule, "ocp, ceil or both")->capture_default_str();
+  c->add_option("--scale-rule", args->scale_rule,
+                 "ocp, ceil or both (ceil measured better on every scheme: bench/RESULTS.md)")
+      ->capture_default_str();
   c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper) or e2m3")->capture_default_str();
   c->add_option("--granularity", args->granularity, "MicroMix segment granularity (multiple of 32)")->capture_default_str();
   c->add_option("--json", args->json, "also write the table as JSON to this new file");

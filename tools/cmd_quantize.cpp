@@ -13,7 +13,7 @@ namespace micromix::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, calib, out, scheme = "micromix", scale_rule = "ocp", fp6 = "e3m2";
+  std::string model, calib, out, scheme = "micromix", scale_rule = "ceil", fp6 = "e3m2";
   int64_t samples = 128, seqlen = 2048, granularity = 128;
   int threads = 0;
   bool force = false, weights_only = false;
@@ -78,7 +78,8 @@ void setup(CLI::App& app) {
   c->add_option("--granularity", args->granularity, "segment sizes are multiples of this (128 as the paper, or 32)")
       ->capture_default_str();
   c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper) or e2m3")->capture_default_str();
-  c->add_option("--scale-rule", args->scale_rule, "ocp or ceil")->capture_default_str();
+  c->add_option("--scale-rule", args->scale_rule, "ocp or ceil (ceil measured better: bench/RESULTS.md)")
+      ->capture_default_str();
   c->add_flag("--weights-only", args->weights_only, "keep activations in float (weight-only quantization)");
   c->add_flag("--force", args->force, "overwrite --out if it exists");
   c->add_option("--threads,-t", args->threads, "threads (default: all cores)");
