@@ -21,7 +21,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix", scale_rule = "ceil", fp6 = "e3m2";
-  int64_t ctx = 512, max_tokens = 8192, samples = 16, seqlen = 512, granularity = 128;
+  int64_t ctx = 512, max_tokens = 4096, samples = 8, seqlen = 512, granularity = 128;
   int threads = 0;
 };
 
