@@ -46,7 +46,8 @@ for rep in range(3):
     llm.eval(prompt)
     t1, c1 = time.perf_counter(), time.process_time()
     for _ in range(64):
-        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        last = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)  # the last evaluated row
+        nxt = int(np.argmax(np.ctypeslib.as_array(last, shape=(llm.n_vocab(),))))
         llm.eval([nxt])
     t2, c2 = time.perf_counter(), time.process_time()
     prefill.append(512 / (t1 - t0)); prefill_cpu.append(512 / (c1 - c0))

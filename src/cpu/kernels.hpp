@@ -2,9 +2,12 @@
 // dimensions (elements between rows), so a head's slice of a (tokens, heads, head_dim) buffer is a
 // matrix without copies.
 //
-// Threading: one pool, OpenMP's. BLAS (when linked) is kept single-threaded and called from inside
-// OpenMP regions on disjoint slices, so two thread pools never spin against each other on a small
-// machine. gemm_* are single-threaded; matmul_nt splits its output columns over the threads.
+// Threading: one pool, OpenMP's. BLAS (when linked) is kept single-threaded and only called from
+// outside OpenMP parallel regions: Debian's OpenBLAS 0.3.21 (pthread build) called concurrently
+// from two OpenMP threads made a 64-token SmolLM2-135M decode ~4x slower than our own kernels on
+// the same threads (31-39 s vs 8 s, 2 threads, load ~5). Inside parallel regions gemm_* use our
+// own kernels.
+// gemm_* are single-threaded; matmul_nt splits its output columns over the threads.
 #pragma once
 #include <cstdint>
 

@@ -37,7 +37,7 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
              int64_t ldc) {
   if (m <= 0 || n <= 0) return;
 #if defined(MICROMIX_HAVE_BLAS)
-  if (k > 0) {
+  if (k > 0 && !omp_in_parallel()) {
     if (m == 1)  // y = B a: BLAS's gemv streams B once, its gemm would pack it
       cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), 1.0f, b,
                   static_cast<int>(ldb), a, 1, 0.0f, c, 1);
@@ -55,7 +55,7 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
              int64_t ldc) {
   if (m <= 0 || n <= 0) return;
 #if defined(MICROMIX_HAVE_BLAS)
-  if (k > 0) {
+  if (k > 0 && !omp_in_parallel()) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
                 static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb), 0.0f, c,
                 static_cast<int>(ldc));
