@@ -1,8 +1,8 @@
 // Our own single-threaded GEMM kernels: a plain C++ version and an AVX2+FMA version picked at run
 // time. They serve builds without BLAS; the tests check both against a double-precision reference.
-#include <cstdlib>
 
 #include "cpu/kernels.hpp"
+#include "micromix/mx_pack.hpp"
 
 #if MICROMIX_CPU_X86
 #include <immintrin.h>
@@ -34,15 +34,8 @@ void gemm_nn_generic(int64_t m, int64_t n, int64_t k, const float* a, int64_t ld
   }
 }
 
-bool have_avx2() {
-#if MICROMIX_CPU_X86
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         std::getenv("MICROMIX_NO_SIMD") == nullptr;
-  return ok;
-#else
-  return false;
-#endif
-}
+// One answer for the whole library (MICROMIX_NO_SIMD=1 turns every SIMD kernel off).
+bool have_avx2() { return mx::have_avx2(); }
 
 #if MICROMIX_CPU_X86
 namespace {
