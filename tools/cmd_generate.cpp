@@ -76,7 +76,7 @@ void run(const GenerateArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
-  auto* cmd = app.add_subcommand("generate", "Continue a prompt with the float model on the CPU, streaming to stdout");
+  auto* cmd = app.add_subcommand("generate", "Continue a prompt on the CPU (float model, or quantized when --model is a micromix checkpoint), streaming to stdout");
   cmd->add_option("--model,-m", a->model, "GGUF file or Hugging Face directory (default: the cached default model)");
   cmd->add_option("--prompt,-p", a->prompt, "prompt text")->required();
   cmd->add_option("-n,--n-predict", a->n, "tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);

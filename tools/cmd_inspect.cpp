@@ -150,7 +150,7 @@ void inspect(const InspectArgs& a) {
 
 void setup(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
-  auto* cmd = app.add_subcommand("inspect", "Show a model's config, tokenizer and tensors (GGUF file or Hugging Face directory)");
+  auto* cmd = app.add_subcommand("inspect", "Show a model's config, tokenizer and tensors (GGUF file, Hugging Face directory or micromix checkpoint)");
   cmd->add_option("--model,-m", args->model, "model path (.gguf or HF directory); default: the fetched default model");
   cmd->add_flag("--metadata", args->metadata, "also list every GGUF metadata key");
   cmd->add_flag("--no-tensors", args->no_tensors, "only the totals, not one line per tensor");

@@ -49,7 +49,7 @@ void run(const LogitsArgs& a) {
 void setup(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   auto* cmd = app.add_subcommand(
-      "logits", "Run a prompt through the float model; write logits (n_tokens, vocab) as raw little-endian float32 "
+      "logits", "Run a prompt through the model (quantized for a micromix checkpoint); write logits (n_tokens, vocab) as raw little-endian float32 "
                 "to --out and print the token ids as a JSON array");
   cmd->add_option("--model,-m", a->model, "GGUF file or Hugging Face directory (default: the cached default model)");
   cmd->add_option("--prompt,-p", a->prompt, "prompt text")->required();

@@ -64,7 +64,7 @@ void run(const PplArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<PplArgs>();
-  auto* cmd = app.add_subcommand("ppl", "Perplexity of the float model over a text file (non-overlapping windows)");
+  auto* cmd = app.add_subcommand("ppl", "Perplexity of a model (float, or quantized for a micromix checkpoint) over a text file (non-overlapping windows)");
   cmd->add_option("--model,-m", a->model, "GGUF file or Hugging Face directory (default: the cached default model)");
   cmd->add_option("--text", a->text, "UTF-8 text file")->required();
   cmd->add_option("--ctx,-c", a->ctx, "window length in tokens")->capture_default_str()->check(CLI::Range(2, 1 << 20));
