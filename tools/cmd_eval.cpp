@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <cmath>
 #include <memory>
 #include <sstream>
 
@@ -15,13 +16,16 @@
 #include "micromix/fetch.hpp"
 #include "micromix/quant_plan.hpp"
 #include "model_cli.hpp"
+#include "quant_cli.hpp"
 
 namespace micromix::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix", scale_rule = "ceil", fp6 = "e3m2";
-  int64_t ctx = 512, max_tokens = 4096, samples = 8, seqlen = 512, granularity = 128;
+  std::string model, calib, text, json, schemes = "mxfp8,mxfp6,mxfp4,micromix,micromix@4.5,micromix@5,micromix@5.5",
+                                       scale_rule = "ceil", fp6 = "e3m2";
+  int64_t ctx = 512, max_tokens = 4096, samples = 8, seqlen = 512, granularity = 128, error_rows = 256,
+          sensitivity_tokens = 256;
   int threads = 0;
 };
 
@@ -44,42 +48,42 @@ void run_eval(const EvalArgs& a) {
   if (a.scale_rule == "both") rules = {mx::ScaleRule::ocp, mx::ScaleRule::ceil};
   else if (auto r = mx::parse_scale_rule(a.scale_rule)) rules = {*r};
   else fail("unknown --scale-rule '{}' (expected ocp, ceil or both)", a.scale_rule);
-  const auto fp6 = mx::parse_format("mxfp6_" + a.fp6);
-  MM_CHECK(fp6 && (*fp6 == mx::ElemFormat::fp6_e3m2 || *fp6 == mx::ElemFormat::fp6_e2m3),
-           "unknown --fp6 '{}' (expected e3m2 or e2m3)", a.fp6);
+  const MicromixOptions mm = parse_micromix_options(a.fp6, a.granularity);
 
-  // Calibration (only when a scheme needs it).
+  // Calibration (only when a scheme needs it), with activation rows when a scheme measures errors.
   std::vector<std::string> names;
   std::stringstream ss(a.schemes);
   for (std::string s; std::getline(ss, s, ',');)
     if (!s.empty()) names.push_back(s);
   MM_CHECK(!names.empty(), "--schemes is empty");
+  bool need_stats = false, need_errors = false;
+  for (const auto& n : names) {
+    need_stats |= n.rfind("micromix", 0) == 0;
+    need_errors |= scheme_needs_errors(n, mm);
+  }
+  MM_CHECK(!need_errors || a.error_rows > 0, "--error-rows must be > 0 for {}", a.schemes);
   ModelStats stats;
-  for (const auto& n : names)
-    if (n == "micromix" && stats.empty()) {
-      CalibrationOptions co;
-      co.samples = a.samples;
-      co.seqlen = a.seqlen;
-      co.progress = [](int64_t d, int64_t t) { fmt::print(stderr, "\rcalibrating: sample {}/{}", d, t); };
-      stats = calibrate(*lm.model, calib_tokens, co);
-      fmt::print(stderr, "\n");
-    }
+  if (need_stats)
+    stats = calibrate_with_progress(*lm.model, calib_tokens, a.samples, a.seqlen, need_errors ? a.error_rows : 0);
 
   std::vector<SchemeRun> runs;
-  for (mx::ScaleRule rule : rules)
+  for (mx::ScaleRule rule : rules) {
+    MixedLinearOptions opt;
+    opt.rule = rule;
+    ModelErrors errors;  // per scale rule: the quantizer's rule changes every group's error
+    if (need_errors) {
+      errors = measure_errors_with_progress(*lm.model, stats, a.granularity, opt);
+      if (a.sensitivity_tokens > 0) measure_sensitivity_with_progress(*lm.model, errors, calib_tokens, a.sensitivity_tokens, opt);
+    }
     for (const auto& n : names) {
-      MixedLinearOptions opt;
-      opt.rule = rule;
       SchemeRun run;
-      MicromixOptions mm;
-      mm.granularity = a.granularity;
-      mm.fp6 = *fp6;
-      run.plan = make_plan(n, cfg, &stats, mm, opt);
+      run.plan = make_plan(n, cfg, &stats, mm, opt, &errors);
       run.name = n + (rules.size() > 1 ? "/" + std::string(mx::name(rule)) : "");
-      fmt::print(stderr, "quantizing: {}\n", run.name);
+      fmt::print(stderr, "quantizing: {} ({:.2f} bits)\n", run.name, run.plan.weight_bits(cfg));
       run.model = std::make_unique<Model>(Model::load(*lm.source, make_plan_factory(run.plan)));
       runs.push_back(std::move(run));
     }
+  }
 
   std::vector<std::pair<std::string, const Model*>> models;
   for (const auto& r : runs) models.emplace_back(r.name, r.model.get());
@@ -90,32 +94,46 @@ void run_eval(const EvalArgs& a) {
 
   // ---- table ----
   const double base_ppl = rows[0].ppl;
-  double fp4_ppl = 0;
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (rows[i].name.rfind("mxfp4", 0) == 0 && fp4_ppl == 0) fp4_ppl = rows[i].ppl;
-  fmt::print("| scheme | W bits | A bits | PPL | dPPL | KL vs base | top-1 agree |\n");
-  fmt::print("|---|---:|---:|---:|---:|---:|---:|\n");
+  // The all-MXFP4 row with the same scale rule suffix ("/ocp", "/ceil" or none), if evaluated.
+  auto fp4_ppl_for = [&](const std::string& name) -> double {
+    const auto slash = name.find('/');
+    const std::string want = "mxfp4" + (slash == std::string::npos ? std::string() : name.substr(slash));
+    for (const auto& r : rows)
+      if (r.name == want) return r.ppl;
+    return 0.0;
+  };
+  // Percent of MXFP4's PPL gap a micromix row closes; NaN for other rows or without an MXFP4 row.
+  auto gap_closed = [&](const std::string& name, double ppl) -> double {
+    const double fp4 = fp4_ppl_for(name);
+    if (name.rfind("micromix", 0) != 0 || !(fp4 > base_ppl)) return std::nan("");
+    return 100.0 * (fp4 - ppl) / (fp4 - base_ppl);
+  };
+  fmt::print("| scheme | W bits | A bits | PPL | dPPL | KL vs base | top-1 agree | MXFP4 gap closed |\n");
+  fmt::print("|---|---:|---:|---:|---:|---:|---:|---:|\n");
   nlohmann::json j = nlohmann::json::array();
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
     const double wb = i == 0 ? 32.0 : runs[i - 1].plan.weight_bits(cfg);
     const double ab = i == 0 ? 32.0 : runs[i - 1].plan.activation_bits(cfg);
-    fmt::print("| {} | {:.2f} | {:.2f} | {:.4f} | {:+.4f} | {:.5f} | {:.4f} |\n", r.name, wb, ab, r.ppl,
-               r.ppl - base_ppl, r.kl, r.top1);
-    j.push_back({{"scheme", r.name}, {"weight_bits", wb}, {"activation_bits", ab}, {"ppl", r.ppl},
-                 {"delta_ppl", r.ppl - base_ppl}, {"mean_nll", r.mean_nll}, {"kl", r.kl}, {"top1", r.top1},
-                 {"tokens_scored", r.predicted}});
+    const double closed_pct = i == 0 ? std::nan("") : gap_closed(r.name, r.ppl);
+    const bool closed = !std::isnan(closed_pct);
+    fmt::print("| {} | {:.2f} | {:.2f} | {:.4f} | {:+.4f} | {:.5f} | {:.4f} | {} |\n", r.name, wb, ab, r.ppl,
+               r.ppl - base_ppl, r.kl, r.top1, closed ? fmt::format("{:.1f}%", closed_pct) : std::string());
+    nlohmann::json row = {{"scheme", r.name}, {"weight_bits", wb}, {"activation_bits", ab}, {"ppl", r.ppl},
+                          {"delta_ppl", r.ppl - base_ppl}, {"mean_nll", r.mean_nll}, {"kl", r.kl}, {"top1", r.top1},
+                          {"tokens_scored", r.predicted}};
+    if (closed) row["mxfp4_gap_closed_percent"] = closed_pct;
+    j.push_back(std::move(row));
   }
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (rows[i].name.rfind("micromix", 0) == 0 && fp4_ppl > base_ppl)
-      fmt::print("\n{} closes {:.1f}% of MXFP4's perplexity gap ({:.4f} -> {:.4f}, baseline {:.4f}).\n", rows[i].name,
-                 100.0 * (fp4_ppl - rows[i].ppl) / (fp4_ppl - base_ppl), fp4_ppl, rows[i].ppl, base_ppl);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("\nmodel {}, ctx {}, {} tokens scored per scheme, calibration {} x {} tokens, granularity {}, {:.0f} s\n",
-             lm.source->path, a.ctx, rows[0].predicted, a.samples, a.seqlen, a.granularity, secs);
+  fmt::print("\nmodel {}, ctx {}, {} tokens scored per scheme, calibration {} x {} tokens, granularity {}, fp6 {}, "
+             "{} error rows, sensitivity on {} tokens, {:.0f} s\n",
+             lm.source->path, a.ctx, rows[0].predicted, a.samples, a.seqlen, a.granularity, a.fp6, a.error_rows,
+             a.sensitivity_tokens, secs);
   if (!a.json.empty()) {
     nlohmann::json out = {{"model", lm.source->path}, {"ctx", a.ctx}, {"calib", a.calib}, {"text", a.text},
-                          {"samples", a.samples}, {"seqlen", a.seqlen}, {"granularity", a.granularity}, {"rows", j}};
+                          {"samples", a.samples}, {"seqlen", a.seqlen}, {"granularity", a.granularity}, {"fp6", a.fp6},
+                          {"error_rows", a.error_rows}, {"sensitivity_tokens", a.sensitivity_tokens}, {"rows", j}};
     write_text_file_new(a.json, out.dump(2) + "\n");
   }
 }
@@ -130,12 +148,23 @@ void setup(CLI::App& app) {
   c->add_option("--max-tokens", args->max_tokens, "score at most this many tokens (<= 0: all)")->capture_default_str();
   c->add_option("--samples", args->samples, "calibration windows")->capture_default_str();
   c->add_option("--seqlen", args->seqlen, "tokens per calibration window")->capture_default_str();
-  c->add_option("--schemes", args->schemes, "comma-separated: mxfp8, mxfp6, mxfp4, micromix")->capture_default_str();
+  c->add_option("--schemes", args->schemes,
+                 "comma-separated: mxfp8, mxfp6, mxfp4, micromix (paper thresholds), micromix@BITS (budgeted to "
+                 "BITS average bits per value, MAC-weighted, scales included)")
+      ->capture_default_str();
   c->add_option("--scale-rule", args->scale_rule,
                  "ocp, ceil or both (ceil measured better on every scheme: bench/RESULTS.md)")
       ->capture_default_str();
-  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper) or e2m3")->capture_default_str();
+  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper), e2m3, or measured (per input, smaller output error)")
+      ->capture_default_str();
+  c->add_option("--error-rows", args->error_rows,
+                 "activation rows sampled per input to measure the output errors micromix@BITS allocates by")
+      ->capture_default_str();
   c->add_option("--granularity", args->granularity, "MicroMix segment granularity (multiple of 32)")->capture_default_str();
+  c->add_option("--sensitivity-tokens", args->sensitivity_tokens,
+                 "weight each input's measured error by its cost at the model output, measured on this many "
+                 "calibration tokens (one forward pass per input; 0: off, every input weighs the same)")
+      ->capture_default_str();
   c->add_option("--json", args->json, "also write the table as JSON to this new file");
   c->add_option("--threads,-t", args->threads, "threads (default: all cores)");
   c->callback([args] { run_eval(*args); });

@@ -8,57 +8,66 @@
 #include "micromix/error.hpp"
 #include "micromix/quant_checkpoint.hpp"
 #include "model_cli.hpp"
+#include "quant_cli.hpp"
 
 namespace micromix::cli {
 namespace {
 
 struct QuantizeArgs {
   std::string model, calib, out, scheme = "micromix", scale_rule = "ceil", fp6 = "e3m2";
-  int64_t samples = 128, seqlen = 2048, granularity = 128;
+  int64_t samples = 128, seqlen = 2048, granularity = 128, error_rows = 256, sensitivity_tokens = 256;
+  double target_bits = 0;
   int threads = 0;
   bool force = false, weights_only = false;
 };
 
-void run_quantize(const QuantizeArgs& a) {
+void run_quantize(const QuantizeArgs& a_in) {
+  QuantizeArgs a = a_in;
   const auto rule = mx::parse_scale_rule(a.scale_rule);
   MM_CHECK(rule, "unknown --scale-rule '{}' (expected ocp or ceil)", a.scale_rule);
-  const auto fp6 = mx::parse_format("mxfp6_" + a.fp6);
-  MM_CHECK(fp6 && (*fp6 == mx::ElemFormat::fp6_e3m2 || *fp6 == mx::ElemFormat::fp6_e2m3),
-           "unknown --fp6 '{}' (expected e3m2 or e2m3)", a.fp6);
+  const MicromixOptions mm = parse_micromix_options(a.fp6, a.granularity);
+  if (a.target_bits != 0) {
+    MM_CHECK(a.scheme == "micromix", "--target-bits goes with --scheme micromix (got --scheme {})", a.scheme);
+    a.scheme = fmt::format("micromix@{:g}", a.target_bits);
+  }
+  scheme_target_bits(a.scheme);  // rejects a malformed micromix@BITS before any work
+  MM_CHECK(a.scheme == "micromix" || a.scheme.rfind("micromix@", 0) == 0 || a.scheme == "mxfp4" ||
+               a.scheme == "mxfp6" || a.scheme == "mxfp8",
+           "unknown --scheme '{}' (expected micromix, micromix@BITS, mxfp4, mxfp6 or mxfp8)", a.scheme);
+  const bool is_micromix = a.scheme.rfind("micromix", 0) == 0;
   MM_CHECK(a.force || !std::filesystem::exists(a.out), "refusing to overwrite '{}' (use --force)", a.out);
-  MM_CHECK(a.scheme != "micromix" || !a.calib.empty(), "--scheme micromix needs --calib FILE");
+  MM_CHECK(!is_micromix || !a.calib.empty(), "--scheme {} needs --calib FILE", a.scheme);
   LoadedModel lm = load_model_for_cli(a.model, a.threads);
   MM_CHECK(lm.source->format != "micromix", "'{}' is already a quantized checkpoint", lm.source->path);
   const ModelConfig& cfg = lm.model->config();
-  ModelStats stats;
-  if (a.scheme == "micromix") {
-    const auto tokens = tokenize_file(*lm.tokenizer, a.calib, "--calib");
-    CalibrationOptions co;
-    co.samples = a.samples;
-    co.seqlen = a.seqlen;
-    co.progress = [](int64_t d, int64_t t) { fmt::print(stderr, "\rcalibrating: sample {}/{}", d, t); };
-    stats = calibrate(*lm.model, tokens, co);
-    fmt::print(stderr, "\n");
-  }
   MixedLinearOptions opt;
   opt.rule = *rule;
   opt.quantize_activations = !a.weights_only;
-  MicromixOptions mm;
-  mm.granularity = a.granularity;
-  mm.fp6 = *fp6;
-  const QuantPlan plan = make_plan(a.scheme, cfg, &stats, mm, opt);
+  const bool need_errors = scheme_needs_errors(a.scheme, mm);
+  MM_CHECK(!need_errors || a.error_rows > 0, "--error-rows must be > 0 for --scheme {}", a.scheme);
+  ModelStats stats;
+  ModelErrors errors;
+  if (is_micromix) {
+    const auto tokens = tokenize_file(*lm.tokenizer, a.calib, "--calib");
+    stats = calibrate_with_progress(*lm.model, tokens, a.samples, a.seqlen, need_errors ? a.error_rows : 0);
+    if (need_errors) {
+      errors = measure_errors_with_progress(*lm.model, stats, a.granularity, opt);
+      if (a.sensitivity_tokens > 0 && scheme_target_bits(a.scheme))
+        measure_sensitivity_with_progress(*lm.model, errors, tokens, a.sensitivity_tokens, opt);
+    }
+  }
+  const QuantPlan plan = make_plan(a.scheme, cfg, &stats, mm, opt, &errors);
 
-  fmt::print("| layer | input | K | MXFP4 | MXFP6 | MXFP8 | bits |\n|---:|---|---:|---:|---:|---:|---:|\n");
+  fmt::print("| layer | input | K | MXFP4 | MXFP6 | MXFP8 | FP6 element | bits |\n|---:|---|---:|---:|---:|---:|---|---:|\n");
   for (size_t l = 0; l < plan.layers.size(); ++l)
     for (int i = 0; i < kLinearInputs; ++i) {
       const auto& s = plan.layers[l][i].split;
-      fmt::print("| {} | {} | {} | {} | {} | {} | {:.2f} |\n", l, linear_input_name(static_cast<LinearInput>(i)),
-                 s.cols(), s.n4, s.n6, s.n8, s.average_bits());
+      fmt::print("| {} | {} | {} | {} | {} | {} | {} | {:.2f} |\n", l, linear_input_name(static_cast<LinearInput>(i)),
+                 s.cols(), s.n4, s.n6, s.n8, mx::info(s.fp6).elem, s.average_bits());
     }
   fmt::print("\nscheme {}, scale rule {}, MXFP6 {}: average {:.3f} bits per weight, {:.3f} per activation "
              "(MAC-weighted, scales included)\n",
-             plan.scheme, mx::name(plan.options.rule), mx::info(*fp6).elem, plan.weight_bits(cfg),
-             plan.activation_bits(cfg));
+             plan.scheme, mx::name(plan.options.rule), a.fp6, plan.weight_bits(cfg), plan.activation_bits(cfg));
   save_quantized_checkpoint(a.out, *lm.source, plan, a.force,
                             [](int d, int t) { fmt::print(stderr, "\rwriting: layer {}/{}", d, t); });
   fmt::print(stderr, "\n");
@@ -71,13 +80,26 @@ void setup(CLI::App& app) {
   c->add_option("--model,-m", args->model, "GGUF file or Hugging Face directory (default: the fetched default model)");
   c->add_option("--calib", args->calib, "calibration text (UTF-8); needed by --scheme micromix");
   c->add_option("--out,-o", args->out, "checkpoint to write (.safetensors)")->required();
-  c->add_option("--scheme", args->scheme, "micromix | mxfp4 | mxfp6 | mxfp8")->capture_default_str();
+  c->add_option("--scheme", args->scheme,
+                 "micromix (paper thresholds) | micromix@BITS (budgeted) | mxfp4 | mxfp6 | mxfp8")
+      ->capture_default_str();
+  c->add_option("--target-bits", args->target_bits,
+                 "MicroMix with this average bits per value (MAC-weighted over the model, scales included, >= 4.25): "
+                 "channels go where measured output error drops most per bit; same as --scheme micromix@BITS");
+  c->add_option("--error-rows", args->error_rows,
+                 "activation rows sampled per input to measure output errors (--target-bits, --fp6 measured)")
+      ->capture_default_str();
   c->add_option("--samples", args->samples, "calibration windows")->capture_default_str();
   c->add_option("--seqlen", args->seqlen, "tokens per calibration window (capped by the model's context)")
       ->capture_default_str();
+  c->add_option("--sensitivity-tokens", args->sensitivity_tokens,
+                 "with --target-bits: weight each input's measured error by its cost at the model output, measured "
+                 "on this many calibration tokens (one forward pass per input; 0: off, every input weighs the same)")
+      ->capture_default_str();
   c->add_option("--granularity", args->granularity, "segment sizes are multiples of this (128 as the paper, or 32)")
       ->capture_default_str();
-  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper) or e2m3")->capture_default_str();
+  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper), e2m3, or measured (per input, smaller output error)")
+      ->capture_default_str();
   c->add_option("--scale-rule", args->scale_rule, "ocp or ceil (ceil measured better: bench/RESULTS.md)")
       ->capture_default_str();
   c->add_flag("--weights-only", args->weights_only, "keep activations in float (weight-only quantization)");

@@ -84,6 +84,8 @@ class Model {
     std::unique_ptr<Linear> q, k, v, o, gate, up, down;
   };
   const Layer& layer(int i) const { return layers_[static_cast<size_t>(i)]; }
+  // For tools that swap projections in place (e.g. sensitivity measurement); shapes must match.
+  Layer& mutable_layer(int i) { return layers_[static_cast<size_t>(i)]; }
   const Linear& lm_head() const { return *lm_head_; }
 
  private:

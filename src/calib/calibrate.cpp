@@ -17,11 +17,14 @@ ModelStats calibrate(Model& model, std::span<const int32_t> tokens, const Calibr
            "calibration text has {} tokens, fewer than one window of {}", tokens.size(), seqlen);
   ModelStats stats;
   stats.reserve(static_cast<size_t>(cfg.n_layers));
-  for (int l = 0; l < cfg.n_layers; ++l)
-    stats.push_back({calib::InputStats(linear_input_features(cfg, LinearInput::attn_qkv)),
-                     calib::InputStats(linear_input_features(cfg, LinearInput::attn_output)),
-                     calib::InputStats(linear_input_features(cfg, LinearInput::ffn_gate_up)),
-                     calib::InputStats(linear_input_features(cfg, LinearInput::ffn_down))});
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    auto make = [&](LinearInput which) {
+      const uint64_t seed = opt.seed * 1000003u + static_cast<uint64_t>(l * kLinearInputs + static_cast<int>(which));
+      return calib::InputStats(linear_input_features(cfg, which), opt.sample_rows, seed);
+    };
+    stats.push_back({make(LinearInput::attn_qkv), make(LinearInput::attn_output), make(LinearInput::ffn_gate_up),
+                     make(LinearInput::ffn_down)});
+  }
   // The observer is installed for the duration of the call and removed on every exit.
   model.set_linear_input_observer([&](int layer, LinearInput which, const float* x, int64_t n, int64_t) {
     stats[static_cast<size_t>(layer)][static_cast<int>(which)].add_tokens(x, n);

@@ -13,10 +13,10 @@ constexpr double kT4 = 2.0 * (8.0 / 6.0) / 254.0;
 constexpr double kT6 = 8.0 * (32.0 / 28.0) / 254.0;
 }  // namespace
 
-InputStats::InputStats(int64_t channels)
-    : max_mean_abs_(static_cast<size_t>(channels), 0.0), sample_sum_abs_(static_cast<size_t>(channels), 0.0) {
-  MM_CHECK(channels > 0, "calibration: input with {} channels", channels);
-}
+InputStats::InputStats(int64_t channels, int64_t sample_rows, uint64_t seed)
+    : max_mean_abs_(static_cast<size_t>(std::max<int64_t>(channels, 0)), 0.0),
+      sample_sum_abs_(static_cast<size_t>(std::max<int64_t>(channels, 0)), 0.0),
+      sample_(channels, sample_rows, seed) {}
 
 void InputStats::add_tokens(const float* x, int64_t n_tokens) {
   const int64_t k = channels();
@@ -36,6 +36,7 @@ void InputStats::add_tokens(const float* x, int64_t n_tokens) {
     n_below_t4_ += below4;
     n_below_t6_ += below6;
   }
+  sample_.add_rows(x, n_tokens);
   sample_tokens_ += n_tokens;
   n_elems_ += static_cast<uint64_t>(n_tokens * k);
 }
@@ -65,6 +66,7 @@ void InputStats::merge(const InputStats& o) {
   n_elems_ += o.n_elems_;
   n_below_t4_ += o.n_below_t4_;
   n_below_t6_ += o.n_below_t6_;
+  sample_.merge(o.sample_);
 }
 
 }  // namespace micromix::calib

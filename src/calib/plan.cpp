@@ -110,15 +110,29 @@ QuantPlan plan_micromix(const ModelConfig& cfg, const ModelStats& stats, const M
 }
 
 QuantPlan make_plan(const std::string& scheme, const ModelConfig& cfg, const ModelStats* stats,
-                    const MicromixOptions& mm, MixedLinearOptions opt) {
+                    const MicromixOptions& mm, MixedLinearOptions opt, const ModelErrors* errors) {
   if (scheme == "mxfp4") return plan_uniform(cfg, mx::ElemFormat::fp4_e2m1, opt);
   if (scheme == "mxfp6") return plan_uniform(cfg, mm.fp6, opt);
   if (scheme == "mxfp8") return plan_uniform(cfg, mx::ElemFormat::fp8_e4m3, opt);
+  const bool need_errors = scheme_needs_errors(scheme, mm);
+  MM_CHECK(!need_errors || (errors && !errors->empty()), "scheme {}{} needs measured group errors (calibration rows)",
+           scheme, mm.fp6_measured ? " with measured MXFP6 choice" : "");
+  if (const auto bits = scheme_target_bits(scheme)) {
+    const auto fp6 = mm.fp6_measured ? calib::Fp6Choice::measured
+                     : mm.fp6 == mx::ElemFormat::fp6_e2m3 ? calib::Fp6Choice::e2m3
+                                                          : calib::Fp6Choice::e3m2;
+    return plan_budgeted(cfg, *errors, *bits, fp6, opt);
+  }
   if (scheme == "micromix") {
     MM_CHECK(stats && !stats->empty(), "scheme micromix needs calibration statistics");
-    return plan_micromix(cfg, *stats, mm, opt);
+    QuantPlan p = plan_micromix(cfg, *stats, mm, opt);
+    if (mm.fp6_measured)
+      for (size_t l = 0; l < p.layers.size(); ++l)
+        for (size_t i = 0; i < kLinearInputs; ++i)
+          p.layers[l][i].split.fp6 = calib::choose_fp6((*errors)[l][i], calib::Fp6Choice::measured);
+    return p;
   }
-  fail("unknown scheme '{}' (expected mxfp4, mxfp6, mxfp8 or micromix)", scheme);
+  fail("unknown scheme '{}' (expected mxfp4, mxfp6, mxfp8, micromix or micromix@BITS)", scheme);
 }
 
 LinearFactory make_plan_factory(const QuantPlan& plan) {

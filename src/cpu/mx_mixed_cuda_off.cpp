@@ -24,5 +24,12 @@ mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, i
                                            const mx::MixedSplit&, mx::ScaleRule, mx::Rounding) {
   fail("mx_reorder_quantize: micromix was built without CUDA");
 }
+// Test hooks of src/cuda/mx_kernel_versions.hpp.
+int reorder_quantize_versions();
+void set_reorder_quantize_version(int v);
+int reorder_quantize_versions() { return 0; }
+void set_reorder_quantize_version(int v) {
+  if (v != 0) fail("reorder+quantize version {}: micromix was built without CUDA", v);
+}
 }  // namespace micromix::cuda
 #endif

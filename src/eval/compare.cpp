@@ -2,24 +2,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "eval/distribution.hpp"
 #include "micromix/error.hpp"
 #include "micromix/eval.hpp"
 
 namespace micromix {
 namespace {
-
-// Row-wise log-softmax in place: rows (n, vocab).
-void log_softmax_rows(std::vector<float>& x, int64_t n, int64_t vocab) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n; ++r) {
-    float* row = x.data() + r * vocab;
-    const float mx = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i] - mx));
-    const float lse = mx + static_cast<float>(std::log(sum));
-    for (int64_t i = 0; i < vocab; ++i) row[i] -= lse;
-  }
-}
 
 struct Sums {
   double nll = 0, kl = 0;
@@ -46,7 +34,7 @@ std::vector<CompareRow> compare_models(const Model& baseline, const std::vector<
       KvCache cache = baseline.new_cache(ctx);
       baseline.forward(win, cache, base, -1);
     }
-    log_softmax_rows(base, ctx, vocab);
+    eval::log_softmax_rows(base.data(), ctx, vocab);
     for (int64_t p = 0; p + 1 < ctx; ++p) {
       const float* row = base.data() + p * vocab;
       base_arg[static_cast<size_t>(p)] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
@@ -59,16 +47,14 @@ std::vector<CompareRow> compare_models(const Model& baseline, const std::vector<
         KvCache cache = models[m].second->new_cache(ctx);
         models[m].second->forward(win, cache, other, -1);
       }
-      log_softmax_rows(other, ctx, vocab);
+      eval::log_softmax_rows(other.data(), ctx, vocab);
       double nll = 0, kl = 0;
       int64_t top1 = 0;
 #pragma omp parallel for reduction(+ : nll, kl, top1) schedule(static)
       for (int64_t p = 0; p < ctx - 1; ++p) {
         const float* b = base.data() + p * vocab;
         const float* o = other.data() + p * vocab;
-        double k = 0;
-        for (int64_t i = 0; i < vocab; ++i) k += std::exp(static_cast<double>(b[i])) * (b[i] - o[i]);
-        kl += k;
+        kl += eval::kl_row(b, o, vocab);
         nll -= o[win[static_cast<size_t>(p + 1)]];
         top1 += (std::max_element(o, o + vocab) - o) == base_arg[static_cast<size_t>(p)];
       }

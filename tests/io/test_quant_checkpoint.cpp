@@ -158,3 +158,35 @@ TEST(QuantCheckpoint, CliQuantizeWritesALoadableCheckpoint) {
   EXPECT_NE(r4.exit_code, 0);
   EXPECT_NE(r4.out.find("refusing to overwrite"), std::string::npos) << r4.out;
 }
+
+TEST(QuantCheckpoint, CliQuantizeMeetsATargetBitBudget) {
+  const char* env = std::getenv("MICROMIX_MODEL");
+  const std::string model = env ? env : default_model_path();
+  if (!std::filesystem::exists(model)) GTEST_SKIP() << "model not present (" << model << "): run `micromix fetch`";
+  testutil::TempDir dir;
+  {
+    std::ofstream calib(dir.file("calib.txt"));
+    for (int i = 0; i < 40; ++i) calib << "The committee met on Tuesday " << i << " times to discuss the budget.\n";
+  }
+  const std::string base = "quantize --model " + model + " --calib " + dir.file("calib.txt") +
+                           " --samples 1 --seqlen 64 --error-rows 16 --sensitivity-tokens 8 --out ";
+  const auto r = testutil::run_cli(base + dir.file("q.safetensors") + " --target-bits 5 --fp6 measured");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto at = r.out.find("scheme micromix@5,");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const auto avg = r.out.find("average ", at);
+  ASSERT_NE(avg, std::string::npos) << r.out;
+  const double bits = std::stod(r.out.substr(avg + 8));
+  EXPECT_LE(bits, 5.0 + 1e-3);
+  EXPECT_GT(bits, 4.9);  // the budget is spent (steps are 2 or 4 bits on one 128-channel group)
+  const auto r2 = testutil::run_cli("ppl --model " + dir.file("q.safetensors") + " --text " + dir.file("calib.txt") +
+                                    " --ctx 64 --max-tokens 64");
+  EXPECT_EQ(r2.exit_code, 0) << r2.out;
+  // Bad budgets fail before any work, with one clear line.
+  for (const std::string bad : {" --target-bits 4", " --target-bits nan", " --scheme micromix@x", " --scheme mxfp4 --target-bits 5"}) {
+    const auto rb = testutil::run_cli(base + dir.file("bad.safetensors") + bad);
+    EXPECT_NE(rb.exit_code, 0) << bad;
+    EXPECT_NE(rb.out.find("error"), std::string::npos) << bad << ": " << rb.out;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("bad.safetensors"))) << bad;
+  }
+}
