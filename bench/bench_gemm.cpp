@@ -2,7 +2,10 @@
 // scales, the TensorRT-FP8 stand-in) in the same process, on Llama-3.1-8B layer shapes, plus the
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
-//   bench_gemm [--quick] [--json FILE] [--reps N] [--only LAYER] [--m M]
+//   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M]
+//
+// --small: the memory-bound rows only: M = 1, 2, 4, 8, 16 (decode, every decode version, both
+// baselines) and the reorder+quantize kernels (every version) at M = 1024 and 8192.
 //
 // Timing: CUDA events around batches of launches, median over batches, after warm-up; weights
 // rotate over enough copies to exceed twice the L2 so every launch streams them from HBM; data
@@ -23,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "../src/cuda/mx_kernel_versions.hpp"  // bench hook: quantize version (bench has no src/ include path)
 #include "micromix/cuda.hpp"
 #include "micromix/cuda_mx.hpp"
 #include "micromix/mx_mixed.hpp"
@@ -181,19 +185,20 @@ int copies_for(size_t bytes_per_copy, size_t l2) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, small = false;
   std::string json_path;
   int reps = 25;
   std::string only;
   int64_t only_m = 0;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--m") && i + 1 < argc) only_m = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--quick] [--json FILE] [--reps N] [--only LAYER] [--m M]\n");
+      std::fprintf(stderr, "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M]\n");
       return 2;
     }
   }
@@ -241,7 +246,10 @@ int main(int argc, char** argv) {
   const Mix mixes[] = {{"mxfp4", 1.0, 0.0}, {"mxfp8", 0.0, 0.0}, {"70/20/10", 0.7, 0.2}};
   std::vector<int64_t> Ms = {1, 16, 64, 256, 1024, 4096, 8192};
   if (quick) Ms = {1, 16, 1024, 8192};
+  if (small) Ms = {1, 2, 4, 8, 16, 1024, 8192};
   if (only_m > 0) Ms = {only_m};
+  // --small: above 16 rows only the quantize kernels run.
+  const auto quantize_only = [&](int64_t M) { return small && M > 16; };
 
   std::printf("\n| layer | M | N | K | cuBLAS bf16 us | cuBLASLt fp8 us | ours: mix kernel | us | TFLOP/s | GB/s | x bf16 | x fp8 |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -289,7 +297,7 @@ int main(int argc, char** argv) {
       const double flop = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
 
       // cuBLAS bf16: column-major y^T (N, M) = W (K, N)^T . x^T (K, M)
-      const double t16 = timer([&](int i) {
+      const double t16 = quantize_only(M) ? NAN : timer([&](int i) {
         CKB(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
                          &one, w16[static_cast<size_t>(i) % w16.size()], CUDA_R_16BF, static_cast<int>(K), x16,
                          CUDA_R_16BF, static_cast<int>(K), &zero, y16, CUDA_R_16BF, static_cast<int>(N),
@@ -314,7 +322,8 @@ int main(int argc, char** argv) {
         CKB(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
         cublasLtMatmulHeuristicResult_t res{};
         int found = 0;
-        if (cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &found) == CUBLAS_STATUS_SUCCESS && found > 0)
+        if (!quantize_only(M) &&
+            cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &found) == CUBLAS_STATUS_SUCCESS && found > 0)
           t8 = timer([&](int i) {
             CKB(cublasLtMatmul(lt, op, &one, w8[static_cast<size_t>(i) % w8.size()], la, x8, lb, &zero, y16, lc, y16, lc,
                                &res.algo, ws, ws_bytes, stream));
@@ -344,19 +353,32 @@ int main(int argc, char** argv) {
         cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
                                   mx::Rounding::even, stream);
         if (M >= 1024 && mi == 2) {
-          const double tq = timer([&](int) {
-            cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
-                                      mx::Rounding::even, stream);
-          });
-          const double qbytes = static_cast<double>(xb16 + mixed_bytes(s, M) + static_cast<size_t>(K) * 4);
-          rows.push_back({{"kind", "quantize"}, {"layer", sh.name}, {"M", M}, {"K", K}, {"mix", mixes[mi].name}, {"us", tq},
-                          {"gbs", qbytes / tq * 1e-3}, {"frac_of_copy", qbytes / tq * 1e-3 / copy_gbs}});
-          std::printf("| quantize %s | %lld | | %lld | | | %s reorder+quantize | %.1f | | %.0f | %.2f of copy | |\n", sh.name,
-                      static_cast<long long>(M), static_cast<long long>(K), mixes[mi].name, tq, qbytes / tq * 1e-3,
-                      qbytes / tq * 1e-3 / copy_gbs);
+          for (int qv : {0, 1, 3, 4, 5}) {
+            cuda::set_reorder_quantize_version(qv);
+            const double tq = timer([&](int) {
+              cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
+                                        mx::Rounding::even, stream);
+            });
+            // Fewest bytes: x read once, codes and scales written once (perm reads hit the cache).
+            const double qbytes = static_cast<double>(xb16 + mixed_bytes(s, M));
+            std::string qname = qv == 0 ? "default" : "v";
+            if (qv) qname += std::to_string(qv);
+            rows.push_back({{"kind", "quantize"}, {"layer", sh.name}, {"M", M}, {"K", K}, {"mix", mixes[mi].name},
+                            {"kernel", qname}, {"us", tq}, {"gbs", qbytes / tq * 1e-3},
+                            {"frac_of_copy", qbytes / tq * 1e-3 / copy_gbs}});
+            std::printf("| quantize %s | %lld | | %lld | | | %s reorder+quantize %s | %.1f | | %.0f | %.2f of copy | |\n",
+                        sh.name, static_cast<long long>(M), static_cast<long long>(K), mixes[mi].name, qname.c_str(), tq,
+                        qbytes / tq * 1e-3, qbytes / tq * 1e-3 / copy_gbs);
+          }
+          cuda::set_reorder_quantize_version(0);
+        }
+        if (quantize_only(M)) {
+          CK(cudaFree(d_perm));
+          continue;
         }
         std::vector<int> kernels = {0};
-        if (M <= 16) kernels.insert(kernels.end(), {-2, -3, -4});
+        if (M <= 16)  // decode path: its default (-1), then every version v (-1 - v)
+          for (int v = 0; v <= cuda::mx_mixed_gemv_versions(); ++v) kernels.push_back(-1 - v);
         if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
@@ -366,13 +388,17 @@ int main(int argc, char** argv) {
             else cuda::mx_mixed_gemm(xq.view, w, y16, cuda::OutType::bf16, kernel, stream);
           });
           const double bytes = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M) + static_cast<size_t>(M * N) * 2);
-          const std::string kname = kernel < 0 ? "gemv v" + std::to_string(-kernel - 1) : cuda::mx_mixed_gemm_version_name(kernel);
+          const double read_gbs = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M)) / t * 1e-3;
+          std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
+          if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},
-                          {"tflops", flop / t * 1e-6}, {"gbs", bytes / t * 1e-3}, {"x_bf16", t16 / t}, {"x_fp8", t8 / t}});
-          std::printf("| %s | %lld | %lld | %lld | %.1f | %.1f | %s %s | %.1f | %.1f | %.0f | %.2f | %.2f |\n", sh.name,
-                      static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), t16, t8,
-                      mixes[mi].name, kname.c_str(), t, flop / t * 1e-6, bytes / t * 1e-3, t16 / t, t8 / t);
+                          {"tflops", flop / t * 1e-6}, {"gbs", bytes / t * 1e-3}, {"read_gbs", read_gbs},
+                          {"read_frac_of_copy", read_gbs / copy_gbs}, {"x_bf16", t16 / t}, {"x_fp8", t8 / t}});
+          std::printf("| %s | %lld | %lld | %lld | %.1f | %.1f | %s %s | %.1f | %.1f | %.0f (read %.2f of copy) | %.2f | %.2f |\n",
+                      sh.name, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), t16, t8,
+                      mixes[mi].name, kname.c_str(), t, flop / t * 1e-6, bytes / t * 1e-3, read_gbs / copy_gbs, t16 / t,
+                      t8 / t);
         }
         CK(cudaFree(d_perm));
       }

@@ -9,8 +9,16 @@
 // reading their own block hit distinct banks), then each lane multiplies its 4 weight blocks
 // (LUT value * scale) with the MT activation rows. Warp shuffles reduce over lanes at the end.
 // MT (activation rows per pass) is a template: 1, 2, 4, 8, 16; padded rows are zeros.
+//
+// v4 (mx_gemv_decode_v4.cu): tensor cores (mma.sync f16 on unscaled codes, FP32 promotion per
+// MX block), bit-operation decode, per-warp cp.async pipelines, split-K over the 4 warps of a CTA
+// of 16 weight rows. v5 (same file): v4 with the activations decoded once per CTA into shared
+// memory instead of per warp and block (v4 where that area is too large). v6 (same file): 8 warps
+// per CTA (split-K 8), 3 stages, a persistent grid (tiles loop inside the CTA). v7 (same file):
+// v6 with 2 stages (more CTAs per SM). The default picks v5, v6 or v7 by shape (see below).
 #include <cuda_bf16.h>
 
+#include "cuda/mx_gemv_decode.cuh"
 #include "cuda/mx_mixed_device.cuh"
 
 namespace micromix::cuda {
@@ -257,12 +265,12 @@ void launch_for_m(const GemvArgs& p, cudaStream_t s) {
 
 }  // namespace
 
-int mx_mixed_gemv_versions() { return 3; }
+int mx_mixed_gemv_versions() { return 7; }
 
 void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
                    int version) {
   check_operands("mx_mixed_gemv", a, w);
-  MM_CUDA_REQUIRE(version >= 0 && version <= 3, "mx_mixed_gemv: unknown version " + std::to_string(version));
+  MM_CUDA_REQUIRE(version >= 0 && version <= 7, "mx_mixed_gemv: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   MM_CUDA_REQUIRE(M <= 65535 * 16, "mx_mixed_gemv: M too large");
   if (M == 0 || N == 0) return;
@@ -278,8 +286,14 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   const auto s = static_cast<cudaStream_t>(stream);
-  // Default from the H100 run of 2026-11-25 (bench/GPU_NOTES.md): v3 wins only for N <= 4096.
-  if (version == 0) version = M <= 4 && N <= 4096 ? 3 : 1;
+  // Default (H100 runs of 2026-11-26, bench/GPU_NOTES.md): v7 for M > 8 (2 CTAs per SM where v6
+  // fits 1: down M = 16 54 us vs 70), v6 for M <= 8 with K >= 8192 (down M = 1: 39 us vs v5 44-49),
+  // else v5 (v6 lost on qkv and gate_up). v1 where v4-v7 do not apply (scale arrays not 4-byte aligned).
+  if (version == 0) version = M > 8 ? 7 : a.split.cols() >= 8192 ? 6 : 5;
+  if (version >= 4) {
+    if (gemv_tc_launch(version, a, w, d_y, out, s)) return;
+    version = 1;
+  }
   if (version == 1) launch_for_m<1>(p, s);
   else if (version == 2) launch_for_m<2>(p, s);
   else launch_for_m<3>(p, s);

@@ -2,14 +2,20 @@
 // mx::quantize_mixed (the CPU encoder's arithmetic is reproduced step by step: amax from the bits,
 // the scale rule, x * 2^-shared_exp, round on the element grid, saturate).
 //
-// v1: one CTA per row. The row (2K bytes) is read once with 16-byte loads into shared memory; warp
-// w then quantizes permuted blocks w, w + 8, ...
-// Tried and measured slower (bench/GPU_NOTES.md): several rows per CTA sharing the perm reads, a
-// perm prefetch plus __float2uint_rn rounding. ncu: the kernel is issue-bound (62% issue slots).: lane e gathers element perm[32 b + e] from
-// shared memory, the block max comes from a warp reduction, and lanes combine codes with shuffles
-// so that each packed byte is written once (FP4: 2 lanes, FP6: 4 lanes per 3 bytes, FP8: 1).
+// Versions (numbered; tests and bench select them through mx_kernel_versions.hpp):
+// v1 (here): one CTA per row. The row (2K bytes) is read once with 16-byte loads into shared
+// memory; warp w then quantizes permuted blocks w, w + 8, ...: lane e gathers element perm[32 b + e]
+// from shared memory, the block max comes from a warp reduction, and lanes combine codes with
+// shuffles so that each packed byte is written once (FP4: 2 lanes, FP6: 4 lanes per 3 bytes, FP8: 1).
+// ncu: issue-bound (62% issue slots at 6% DRAM). Also the fallback for K > 51200.
+// v2 (removed): several rows per CTA sharing the perm reads; slower (bench/GPU_NOTES.md).
+// v3 (mx_reorder_quantize_v3.cu): 4 rows per CTA interleaved in shared memory, a thread per
+// quarter block, integer encoder; about a third of v1's instructions per element.
+// v4 (same file, the default): v3 with a packed block max and a float-adder encoder (ties to even).
+// v5 (same file): v4 capped at 40 registers for 6 CTAs per SM.
 #include <cuda_bf16.h>
 
+#include "cuda/mx_kernel_versions.hpp"
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
 
@@ -129,7 +135,16 @@ __global__ void __launch_bounds__(256) reorder_quantize_v1(QuantArgs p) {
   }
 }
 
+int g_version = 0;  // set_reorder_quantize_version
+
 }  // namespace
+
+int reorder_quantize_versions() { return 5; }
+
+void set_reorder_quantize_version(int v) {
+  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 5), "set_reorder_quantize_version: no version " + std::to_string(v));
+  g_version = v;
+}
 
 void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
                                 mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
@@ -145,6 +160,8 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
   MM_CUDA_REQUIRE(K * 2 <= 200 * 1024, "mx_reorder_quantize: K = " + std::to_string(K) + " is too large for one row in shared memory");
   if (M == 0 || K == 0) return;
   MM_CUDA_REQUIRE(M <= 0x7fffffff, "mx_reorder_quantize: M too large");
+  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 4 : g_version, d_x, M, d_perm, out, rule, r, stream))
+    return;
   QuantArgs p{};
   p.x = d_x;
   p.perm = d_perm;

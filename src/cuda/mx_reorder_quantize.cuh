@@ -5,7 +5,14 @@
 #include "micromix/cuda_mx.hpp"
 
 namespace micromix::cuda {
-// Launcher: one CTA per row; the row is staged in shared memory, then each warp quantizes blocks.
+// Launcher: the default kernel for the shape (v3, or v1 where v3 does not apply), or the version
+// chosen through set_reorder_quantize_version (mx_kernel_versions.hpp).
 void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
                                 mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream);
+// v3 and v4 (mx_reorder_quantize_v3.cu; version 3 or 4): R rows per CTA, interleaved staging,
+// integer encoder (v4: float-adder encoder for ties to even). Returns false (launching nothing)
+// when it does not apply: K > 51200, perm not 16-byte aligned, FP4/FP6 codes not 4-byte or FP8
+// codes not 8-byte aligned.
+bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
+                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream);
 }  // namespace micromix::cuda

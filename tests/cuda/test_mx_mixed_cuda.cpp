@@ -1,12 +1,13 @@
-// GPU mixed MX ops against the CPU: reorder + quantize bit for bit, and every GEMM kernel (the
-// numbered mma.sync versions and the decode path) against a double-precision product of the
-// dequantized operands. Skipped (with the reason) without a GPU.
+// GPU mixed MX ops against the CPU: reorder + quantize bit for bit (every numbered kernel), and
+// every GEMM kernel (the numbered mma.sync versions and every decode-path version) against a
+// double-precision product of the dequantized operands. Skipped (with the reason) without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "cuda/mx_kernel_versions.hpp"
 #include "formats/test_mx_mixed_util.hpp"
 #include "micromix/bf16.hpp"
 #include "micromix/cuda.hpp"
@@ -23,6 +24,51 @@ using micromix::float_to_bf16;
   if (!cuda::available()) GTEST_SKIP() << "GPU test skipped: " << cuda::describe()
 
 namespace {
+
+// Selects a reorder+quantize kernel for the scope (process-wide hook), back to the default after.
+// The hook exists only in CUDA builds (the tests using it skip elsewhere).
+void select_quantize_version([[maybe_unused]] int v) {
+#if MICROMIX_HAVE_CUDA
+  cuda::set_reorder_quantize_version(v);
+#endif
+}
+struct QuantizeVersion {
+  explicit QuantizeVersion(int v) { select_quantize_version(v); }
+  ~QuantizeVersion() { select_quantize_version(0); }
+  QuantizeVersion(const QuantizeVersion&) = delete;
+  QuantizeVersion& operator=(const QuantizeVersion&) = delete;
+};
+constexpr int kQuantizeVersions[] = {1, 3, 4, 5};
+
+std::string version_name(const char* prefix, int v) {
+  std::string s = prefix;  // (operator+ on a temporary trips GCC 12's -Wrestrict)
+  s += std::to_string(v);
+  return s;
+}
+
+// Decode-path kernels as mx_mixed_gemm_host numbers: -1 the default, -1 - v version v.
+std::vector<int> decode_kernels() {
+  std::vector<int> k = {-1};
+  for (int v = 1; v <= cuda::mx_mixed_gemv_versions(); ++v) k.push_back(-1 - v);
+  return k;
+}
+
+// Compares the GPU quantizer (current version) with mx::quantize_mixed on bf16 input xh.
+void expect_quantize_matches(const std::vector<uint16_t>& xh, int64_t M, int64_t K, const MixedSplit& s,
+                             ScaleRule rule, Rounding rnd, const std::string& what) {
+  const auto perm = random_permutation(K);
+  std::vector<float> xf(xh.size());
+  for (size_t i = 0; i < xh.size(); ++i) xf[i] = bf16_to_float(xh[i]);
+  const auto cpu = quantize_mixed(xf, M, K, perm, s, rule, rnd);
+  const auto gpu = cuda::mx_reorder_quantize_host(xh, M, K, perm, s, rule, rnd);
+  for (int seg = 0; seg < kSegments; ++seg) {
+    ASSERT_EQ(gpu.seg[seg].codes, cpu.seg[seg].codes)
+        << what << ": codes of segment " << seg << " M=" << M << " K=" << K << " split " << s.n4 << "/" << s.n6 << "/"
+        << s.n8 << (s.fp6 == ElemFormat::fp6_e2m3 ? " e2m3" : " e3m2") << (rule == ScaleRule::ceil ? " ceil" : " ocp")
+        << (rnd == Rounding::away ? " away" : " even");
+    ASSERT_EQ(gpu.seg[seg].scales, cpu.seg[seg].scales) << what << ": scales of segment " << seg << " M=" << M << " K=" << K;
+  }
+}
 
 // bf16 activations with outliers, plus (when `special`) whole blocks of zeros, a NaN, an Inf and
 // bf16 subnormals somewhere in the row.
@@ -90,24 +136,98 @@ void check_gemm(const GemmCase& c, int kernel) {
 
 TEST(CudaMxReorderQuantize, BitIdenticalToCpuQuantizer) {
   SKIP_WITHOUT_GPU();
-  for (int trial = 0; trial < 24; ++trial) {
-    const int64_t M = trial < 4 ? 1 + trial : std::uniform_int_distribution<int64_t>(1, 70)(rng());
-    const int64_t K = trial == 5 ? 14336 : 32 * std::uniform_int_distribution<int64_t>(1, 160)(rng());
-    const MixedSplit s = random_split(K);
-    const auto rule = trial % 2 ? ScaleRule::ceil : ScaleRule::ocp;
-    const auto rnd = trial % 3 == 2 ? Rounding::away : Rounding::even;
-    const auto perm = random_permutation(K);
-    const auto xh = bf16_activations(M, K, trial % 2 == 0);
-    std::vector<float> xf(xh.size());
-    for (size_t i = 0; i < xh.size(); ++i) xf[i] = bf16_to_float(xh[i]);
-    const auto cpu = quantize_mixed(xf, M, K, perm, s, rule, rnd);
-    const auto gpu = cuda::mx_reorder_quantize_host(xh, M, K, perm, s, rule, rnd);
-    for (int seg = 0; seg < kSegments; ++seg) {
-      ASSERT_EQ(gpu.seg[seg].codes, cpu.seg[seg].codes)
-          << "codes of segment " << seg << " M=" << M << " K=" << K << " split " << s.n4 << "/" << s.n6 << "/" << s.n8;
-      ASSERT_EQ(gpu.seg[seg].scales, cpu.seg[seg].scales) << "scales of segment " << seg << " M=" << M << " K=" << K;
+  for (int version : kQuantizeVersions) {
+    const QuantizeVersion use(version);
+    for (int trial = 0; trial < 24; ++trial) {
+      const int64_t M = trial < 4 ? 1 + trial : std::uniform_int_distribution<int64_t>(1, 70)(rng());
+      const int64_t K = trial == 5 ? 14336 : trial == 6 ? 16384 + 32 : 32 * std::uniform_int_distribution<int64_t>(1, 160)(rng());
+      const auto rule = trial % 2 ? ScaleRule::ceil : ScaleRule::ocp;
+      const auto rnd = trial % 3 == 2 ? Rounding::away : Rounding::even;
+      expect_quantize_matches(bf16_activations(M, K, trial % 2 == 0), M, K, random_split(K), rule, rnd,
+                              version_name("v", version));
     }
   }
+}
+
+// Every element of the encoders' domain that matters: blocks whose max sits anywhere from bf16
+// subnormals to 2^127, other elements down to 2^-24 below the max with every mantissa, exact
+// ties of every format (small integers and halves times powers of two), signs, zeros.
+TEST(CudaMxReorderQuantize, WideRangeBlocksAndTiesBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 61, K = 32 * 96;
+  for (int version : kQuantizeVersions) {
+    const QuantizeVersion use(version);
+    for (int trial = 0; trial < 8; ++trial) {
+      std::vector<uint16_t> xh(static_cast<size_t>(M * K));
+      std::uniform_int_distribution<int> top(1, 254), below(0, 24), mant(0, 127), pick(0, 9);
+      for (int64_t b = 0; b < M * K / 32; ++b) {
+        const int e = top(rng());  // biased exponent of the block's largest element
+        for (int i = 0; i < 32; ++i) {
+          uint16_t h;
+          const int kind = pick(rng());
+          if (kind == 0) {
+            h = 0;
+          } else if (kind <= 2) {  // a tie or grid value: (2k + 1) / 2^j times the block's binade
+            const int j = std::uniform_int_distribution<int>(1, 4)(rng());
+            const float v = std::ldexp(static_cast<float>(2 * std::uniform_int_distribution<int>(0, 7)(rng()) + 1), e - 127 - j - 3);
+            h = micromix::float_to_bf16(v);
+          } else {
+            const int ee = std::max(0, e - below(rng()));
+            h = static_cast<uint16_t>((ee << 7) | mant(rng()));
+          }
+          if (rng()() & 1) h |= 0x8000;
+          xh[static_cast<size_t>(b * 32 + i)] = h;
+        }
+      }
+      const auto rule = trial % 2 ? ScaleRule::ceil : ScaleRule::ocp;
+      const auto rnd = trial % 4 >= 2 ? Rounding::away : Rounding::even;
+      expect_quantize_matches(xh, M, K, random_split(K), rule, rnd, version_name("wide range v", version));
+    }
+  }
+}
+
+TEST(CudaMxReorderQuantize, LargeKFallsBackToV1) {
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 3, K = 53248;  // over v3's shared-memory limit (51200)
+  expect_quantize_matches(bf16_activations(M, K, true), M, K, random_split(K), ScaleRule::ocp, Rounding::even, "K=53248");
+}
+
+TEST(CudaMxReorderQuantize, RejectsUnknownVersion) {
+#if MICROMIX_HAVE_CUDA
+  EXPECT_THROW(cuda::set_reorder_quantize_version(2), micromix::Error);
+  EXPECT_THROW(cuda::set_reorder_quantize_version(6), micromix::Error);
+#else
+  GTEST_SKIP() << "GPU test skipped: micromix was built without CUDA";
+#endif
+}
+
+// Every decode version on every M of the decode range, random N, K and splits (empty segments
+// included), f32 and bf16 outputs (poisoned before each run by mx_mixed_gemm_host).
+TEST(CudaMxMixedGemv, EveryDecodeVersionEveryM) {
+  SKIP_WITHOUT_GPU();
+  for (int kernel : decode_kernels())
+    for (int64_t M = 1; M <= 16; ++M) {
+      GemmCase c = random_case(1);
+      c.M = M;
+      check_gemm(c, kernel);
+    }
+}
+
+TEST(CudaMxMixedGemv, OddSegmentMixes) {
+  SKIP_WITHOUT_GPU();
+  // One block per segment, one segment only, lopsided mixes, a K that leaves some warps of a
+  // split-K CTA without blocks.
+  const std::vector<GemmCase> cases = {
+      {1, 16, 96, MixedSplit{32, 32, 32}},
+      {3, 32, 32, MixedSplit{0, 0, 32}},
+      {9, 48, 64, MixedSplit{0, 64, 0, ElemFormat::fp6_e2m3}},
+      {16, 16, 160, MixedSplit{128, 0, 32}},
+      {2, 4096, 4096, MixedSplit{2880, 832, 384}},
+      {13, 64, 32 * 37, MixedSplit{32 * 35, 32, 32, ElemFormat::fp6_e2m3}},
+      {5, 80, 32 * 41, MixedSplit{32, 32 * 39, 32}},
+  };
+  for (const auto& c : cases)
+    for (int kernel : decode_kernels()) check_gemm(c, kernel);
 }
 
 TEST(CudaMxMixedGemm, EveryVersionMatchesTheDoubleProduct) {
@@ -118,7 +238,7 @@ TEST(CudaMxMixedGemm, EveryVersionMatchesTheDoubleProduct) {
 
 TEST(CudaMxMixedGemm, DefaultDispatchAndDecodePathMatchTheDoubleProduct) {
   SKIP_WITHOUT_GPU();
-  for (int kernel : {-1, -2, -3, -4})
+  for (int kernel : decode_kernels())
     for (int trial = 0; trial < 8; ++trial) check_gemm(random_case(trial < 5 ? 16 : 40), kernel);
   for (int trial = 0; trial < 6; ++trial) check_gemm(random_case(trial < 3 ? 16 : 600), 0);
 }
@@ -128,18 +248,18 @@ TEST(CudaMxMixedGemm, SingleSegmentsOddShapesAndLargeK) {
   const int64_t K = 4096;
   for (int only = 0; only < 3; ++only) {
     GemmCase c{only == 0 ? 1 : only == 1 ? 7 : 129, 48, K, MixedSplit{only == 0 ? K : 0, only == 1 ? K : 0, only == 2 ? K : 0}};
-    for (int kernel : {-2, -3, -4, 1, 2, 3, 4, 5}) check_gemm(c, kernel);
+    for (int kernel : {-2, -3, -4, -5, 1, 2, 3, 4, 5}) check_gemm(c, kernel);
   }
   // Llama down-projection K with the 70/20/10 mix.
   const GemmCase down{5, 64, 14336, MixedSplit{10016, 2880, 1440}};
-  for (int kernel : {-2, -3, -4, 0}) check_gemm(down, kernel);
+  for (int kernel : {-2, -3, -4, -5, 0}) check_gemm(down, kernel);
 }
 
 TEST(CudaMxMixedGemm, EmptyKWritesZeros) {
   SKIP_WITHOUT_GPU();
   const auto xq = quantize_mixed({}, 3, 0, {}, MixedSplit{});
   const auto wq = quantize_mixed({}, 16, 0, {}, MixedSplit{});
-  for (int kernel : {-2, -3, -4, 0, 1, 2, 3, 4, 5}) {
+  for (int kernel : {-2, -3, -4, -5, 0, 1, 2, 3, 4, 5}) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (float v : y) ASSERT_EQ(v, 0.0f) << "kernel " << kernel;
   }
@@ -153,7 +273,7 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
   x[5] = std::numeric_limits<float>::quiet_NaN();  // row 0 gets a NaN-scaled block
   const auto xq = quantize_mixed(x, 2, K, perm, MixedSplit{32, 32, 32});
   const auto wq = quantize_mixed(llm_like(16, K), 16, K, perm, MixedSplit{32, 32, 32});
-  for (int kernel : {-2, -3, -4, 1, 3, 5}) {
+  for (int kernel : {-2, -3, -4, -5, 1, 3, 5}) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (int n = 0; n < 16; ++n) {
       EXPECT_TRUE(std::isnan(y[static_cast<size_t>(n)])) << "kernel " << kernel << " col " << n;

@@ -1,0 +1,352 @@
+// Reorder + quantize v3 and v4: x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
+// to mx::quantize_mixed, with about a third of v1's instructions per element (v1 is instruction-bound).
+// v4 = v3 with a packed (16x2) block max and, for ties to even, a float-adder encoder with fewer
+// integer instructions (encode_elem_rne); ties away run v3's encoder. v5 = v4 capped at 40
+// registers (6 CTAs of 8 warps per SM instead of 5).
+//
+// A CTA (8 warps) owns R rows (R = 4, or 2 for K > 14336). The R rows are staged in shared memory
+// INTERLEAVED, column-major: column c holds its R bf16 values side by side (8 bytes for R = 4), so
+// one random gather (LDS.64) fetches a permuted column for all R rows. A thread then owns 8
+// consecutive permuted columns (a quarter MX block) of all R rows: the block max takes two
+// shuffles, lane q of a block computes the scale of row q, and the encoder is integer arithmetic
+// on the float bits (no floor, no per-element branches):
+//   |v| >= 2^emin: round the float's mantissa to m bits in place (add half - 1 + parity, or half
+//                  for ties away), code = (bits >> (23 - m)) - ((126 + emin) << m);
+//   |v| <  2^emin: the same on |v| + 2^emin (exact: v has 8 significant bits), minus one binade.
+// Both are the CPU encoder's "nearest on the element grid, saturate to max_code" (element_impl.hpp).
+// Stores: FP4 one word per row and thread (a warp writes 128 contiguous bytes), FP8 8 bytes, FP6 6
+// bytes as 4 + 2; one scale byte per block and row.
+// Shared-memory layout swizzle: 16-byte chunks of each 64-byte (R = 4) or 32-byte (R = 2) column
+// group are XOR-permuted so that the 16-byte staging stores of 8 consecutive lanes hit 32 banks.
+#include <cuda_bf16.h>
+
+#include <cstring>
+
+#include "cuda/mx_mixed_device.cuh"
+#include "cuda/mx_reorder_quantize.cuh"
+
+namespace micromix::cuda {
+namespace {
+
+// Element format constants of the encoder: code bits, mantissa bits, smallest normal exponent,
+// max code (the scale rule takes emax and max_normal at run time from mx::info).
+template <int BITS, int MB, int EMIN, unsigned MAXC>
+struct QFmt {
+  static constexpr int kBits = BITS, kM = MB, kEmin = EMIN;
+  static constexpr unsigned kMaxCode = MAXC;
+};
+using QFp4 = QFmt<4, 1, 0, 0x07u>;    // E2M1
+using QE2M3 = QFmt<6, 3, 0, 0x1Fu>;   // FP6 E2M3
+using QE3M2 = QFmt<6, 2, -2, 0x1Fu>;  // FP6 E3M2
+using QE4M3 = QFmt<8, 3, -6, 0x7Eu>;  // FP8 E4M3
+
+struct V3Args {
+  const uint16_t* x;   // (M, K) bf16
+  const int4* perm4;   // (K / 4)
+  int64_t M, K;
+  int blocks4, blocks6;  // K blocks of the FP4 and FP6 segments
+  uint8_t* codes[3];
+  uint8_t* scales[3];
+  int64_t row_bytes[3];
+  int seg_blocks[3];
+  int emax[3];            // per segment, for the scale rule
+  unsigned max_frac[3];
+  int fp6_e2m3;
+  int ceil_rule;
+  uint32_t even;  // 1: ties to even, 0: ties away
+};
+
+// Byte offset of column c in the staged row group (see the swizzle note above).
+template <int R>
+__device__ __forceinline__ uint32_t col_offset(uint32_t c) {
+  if constexpr (R == 4) return (c << 3) ^ (c & 0x30u);
+  else return (c << 2) ^ ((c >> 1) & 0x10u);
+}
+
+// E8M0 scale code of a block-row from its max |x| as bf16 bits (mx::block_scale, both rules).
+__device__ __forceinline__ uint32_t scale_code(uint32_t amax16, int emax, unsigned max_frac, bool ceil_rule) {
+  if (amax16 >= 0x7f80u) return 0xFFu;  // NaN or Inf in the block
+  if (amax16 == 0) return ceil_rule ? 127u : 0u;
+  const uint32_t b = amax16 << 16;
+  int ilog;
+  uint32_t frac;
+  if (b >= 0x00800000u) {
+    ilog = static_cast<int>(b >> 23) - 127;
+    frac = b & 0x7fffffu;
+  } else {  // float subnormal: normalize
+    const int lz = __clz(static_cast<int>(b));
+    ilog = (31 - lz) - 149;
+    frac = (b << (lz - 8)) & 0x7fffffu;
+  }
+  // ocp: floor(log2 amax) - emax. ceil: smallest e with amax <= max_normal * 2^e; with
+  // amax = A 2^ilog and max_normal = Q 2^emax (A, Q in [1, 2)) that is ilog - emax + (A > Q).
+  int e = ilog - emax + (ceil_rule && frac > max_frac ? 1 : 0);
+  e = max(e, -127);
+  e = min(e, 127 - emax);
+  return static_cast<uint32_t>(e + 127);
+}
+
+// Code of one element: fbits = the bf16 value as float bits, inv = 2^-scale (0 for NaN rows).
+template <class F>
+__device__ __forceinline__ uint32_t encode_elem(uint32_t fbits, float inv, uint32_t even) {
+  constexpr int sh = 23 - F::kM;
+  constexpr float kMinNormal = F::kEmin >= 0 ? static_cast<float>(1 << F::kEmin) : 1.0f / static_cast<float>(1 << -F::kEmin);
+  constexpr uint32_t kOffNormal = static_cast<uint32_t>(126 + F::kEmin) << F::kM;
+  constexpr uint32_t kOffSmall = static_cast<uint32_t>(127 + F::kEmin) << F::kM;
+  const float a = fabsf(__uint_as_float(fbits) * inv);
+  const bool small = a < kMinNormal;
+  const uint32_t u = __float_as_uint(small ? a + kMinNormal : a);
+  const uint32_t r = u + ((1u << (sh - 1)) - even) + ((u >> sh) & even);
+  const uint32_t mag = min((r >> sh) - (small ? kOffSmall : kOffNormal), F::kMaxCode);
+  return mag | ((fbits >> 31) << (F::kBits - 1));
+}
+
+// v4's encoder, ties to even only: the float adder rounds. With e = max(exponent(|v|), emin) and
+// the magic number M = 1.5 * 2^(e + 23 - m) (ulp 2^(e - m), the element grid's spacing in e's
+// binade, also for the subnormal binade), bits(|v| + M) - bits(M) = q = |v| / 2^(e - m) rounded to
+// nearest even (one correct rounding); the code is ((e - emin) << m) + q as in element_impl.hpp,
+// saturated at max_code. Fewer integer-pipe instructions than encode_elem (ncu: v3 is ALU-bound).
+template <class F>
+__device__ __forceinline__ uint32_t encode_elem_rne(uint32_t fbits, float inv) {
+  constexpr int sh = 23 - F::kM;
+  constexpr uint32_t kEminExp = static_cast<uint32_t>(127 + F::kEmin) << 23;
+  constexpr uint32_t kMagic = (static_cast<uint32_t>(23 - F::kM) << 23) | 0x400000u;
+  const float v = __uint_as_float(fbits) * inv;
+  const uint32_t ebits = max(__float_as_uint(v) & 0x7f800000u, kEminExp);
+  const uint32_t mbits = ebits + kMagic;
+  const float r = fabsf(v) + __uint_as_float(mbits);
+  const uint32_t mag = min(__float_as_uint(r) - mbits + ((ebits - kEminExp) >> sh), F::kMaxCode);
+  return mag | ((fbits >> 31) << (F::kBits - 1));
+}
+
+// Encodes and stores the thread's 8 columns of every row. g[h][i]: rows 2h (low half) and 2h + 1
+// (high half) of column i; inv[r]: 2^-scale of row r, 0 for NaN-scale rows (codes 0).
+template <class F, int R, bool FAST>
+__device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
+                                             const uint32_t (&inv)[R], int64_t row0, int lb, int q) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (row0 + r >= p.M) break;
+    const float sc = __uint_as_float(inv[r]);
+    const uint32_t keep = inv[r] != 0 ? 0xffffffffu : 0u;
+    uint32_t c[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t w = g[r / 2][i];
+      const uint32_t fb = (r & 1) ? (w & 0xffff0000u) : (w << 16);
+      if constexpr (FAST) c[i] = encode_elem_rne<F>(fb, sc);
+      else c[i] = encode_elem<F>(fb, sc, p.even);
+    }
+    uint8_t* out = p.codes[seg] + (row0 + r) * p.row_bytes[seg];
+    if constexpr (F::kBits == 4) {
+      uint32_t word = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) word |= c[i] << (4 * i);
+      *reinterpret_cast<uint32_t*>(out + lb * 16 + 4 * q) = word & keep;
+    } else if constexpr (F::kBits == 8) {
+      uint2 v;
+      v.x = (c[0] | (c[1] << 8) | (c[2] << 16) | (c[3] << 24)) & keep;
+      v.y = (c[4] | (c[5] << 8) | (c[6] << 16) | (c[7] << 24)) & keep;
+      *reinterpret_cast<uint2*>(out + lb * 32 + 8 * q) = v;
+    } else {
+      const uint32_t lo = (c[0] | (c[1] << 6) | (c[2] << 12) | (c[3] << 18) | (c[4] << 24) | (c[5] << 30)) & keep;
+      const uint32_t hi = ((c[5] >> 2) | (c[6] << 4) | (c[7] << 10)) & keep;
+      uint8_t* o = out + lb * 24 + 6 * q;  // 4-byte aligned for even q, 2-byte for odd q
+      if ((q & 1) == 0) {
+        *reinterpret_cast<uint32_t*>(o) = lo;
+        *reinterpret_cast<uint16_t*>(o + 4) = static_cast<uint16_t>(hi);
+      } else {
+        *reinterpret_cast<uint16_t*>(o) = static_cast<uint16_t>(lo);
+        *reinterpret_cast<uint32_t*>(o + 2) = (lo >> 16) | (hi << 16);
+      }
+    }
+  }
+}
+
+// Packed max of two 16-bit halves (one VIMNMX on sm_90).
+__device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("max.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+
+// FAST = v4: packed block max and encode_elem_rne (ties to even only). MINB: register cap for MINB
+// CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
+// (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
+// issue slots, 13 cycles between issues per warp).
+template <int R, bool FAST, int MINB>
+__global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
+  extern __shared__ uint4 s_raw[];
+  uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int units = static_cast<int>(p.K / 8);  // groups of 8 columns
+
+  // Stage R rows, interleaved by column (rows past M are zeros).
+  for (int gi = tid; gi < units; gi += 256) {
+    uint4 v[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      v[r] = row0 + r < p.M ? __ldg(reinterpret_cast<const uint4*>(p.x + (row0 + r) * p.K) + gi) : make_uint4(0, 0, 0, 0);
+    const uint32_t g = static_cast<uint32_t>(gi);
+    if constexpr (R == 4) {
+      const uint32_t a[4] = {v[0].x, v[0].y, v[0].z, v[0].w}, b[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
+      const uint32_t c[4] = {v[2].x, v[2].y, v[2].z, v[2].w}, d[4] = {v[3].x, v[3].y, v[3].z, v[3].w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const uint4 chunk = make_uint4(__byte_perm(a[i], b[i], 0x5410), __byte_perm(c[i], d[i], 0x5410),
+                                       __byte_perm(a[i], b[i], 0x7632), __byte_perm(c[i], d[i], 0x7632));
+        *reinterpret_cast<uint4*>(s + g * 64 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 1) & 3u))) = chunk;
+      }
+    } else {
+      const uint32_t a[4] = {v[0].x, v[0].y, v[0].z, v[0].w}, b[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint4 chunk = make_uint4(__byte_perm(a[2 * i], b[2 * i], 0x5410), __byte_perm(a[2 * i], b[2 * i], 0x7632),
+                                       __byte_perm(a[2 * i + 1], b[2 * i + 1], 0x5410),
+                                       __byte_perm(a[2 * i + 1], b[2 * i + 1], 0x7632));
+        *reinterpret_cast<uint4*>(s + g * 32 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 2) & 1u))) = chunk;
+      }
+    }
+  }
+  __syncthreads();
+
+  // Quantize: the lane owns unit u = 8 permuted columns = quarter q of MX block u / 4. Loop bounds
+  // are warp-uniform so that every lane takes part in the shuffles.
+  for (int u0 = warp * 32; u0 < units; u0 += 256) {
+    const int u = u0 + lane;
+    const bool active = u < units;
+    const int b = u >> 2, q = u & 3;
+    uint32_t g[R / 2][8];
+    if (active) {
+      const int4 pa = __ldg(p.perm4 + 2 * u), pb = __ldg(p.perm4 + 2 * u + 1);
+      const int cols[8] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint8_t* src = s + col_offset<R>(static_cast<uint32_t>(cols[i]));
+        if constexpr (R == 4) {
+          const uint2 t = *reinterpret_cast<const uint2*>(src);
+          g[0][i] = t.x;
+          g[1][i] = t.y;
+        } else {
+          g[0][i] = *reinterpret_cast<const uint32_t*>(src);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int h = 0; h < R / 2; ++h)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) g[h][i] = 0;
+    }
+    // Block max |x| per row over the 4 lanes of the block (bf16 magnitude bits compare as integers).
+    uint32_t am[R];
+#pragma unroll
+    for (int h = 0; h < R / 2; ++h) {
+      if constexpr (FAST) {
+        uint32_t m2 = g[h][0] & 0x7fff7fffu;
+#pragma unroll
+        for (int i = 1; i < 8; ++i) m2 = max_u16x2(m2, g[h][i] & 0x7fff7fffu);
+        am[2 * h] = m2 & 0xffffu;
+        am[2 * h + 1] = m2 >> 16;
+      } else {
+        uint32_t lo = 0, hi = 0;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          lo = max(lo, g[h][i] & 0x7fffu);
+          hi = max(hi, g[h][i] & 0x7fff0000u);
+        }
+        am[2 * h] = lo;
+        am[2 * h + 1] = hi >> 16;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      am[r] = max(am[r], __shfl_xor_sync(0xffffffffu, am[r], 1));
+      am[r] = max(am[r], __shfl_xor_sync(0xffffffffu, am[r], 2));
+    }
+    const int seg = b < p.blocks4 ? 0 : b < p.blocks4 + p.blocks6 ? 1 : 2;
+    const int lb = b - (seg == 0 ? 0 : seg == 1 ? p.blocks4 : p.blocks4 + p.blocks6);
+    // Lane q computes the scale of row q (R = 2: lanes 2, 3 repeat rows 0, 1 and do not store).
+    const int rq = q & (R - 1);
+    uint32_t amq = am[0];
+#pragma unroll
+    for (int r = 1; r < R; ++r) amq = rq == r ? am[r] : amq;
+    const uint32_t sc = scale_code(amq, p.emax[seg], p.max_frac[seg], p.ceil_rule);
+    if (active && q < R && row0 + rq < p.M)
+      p.scales[seg][(row0 + rq) * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(sc);
+    // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254; 0 marks a NaN row.
+    const uint32_t invq = sc == 0xFFu ? 0u : sc <= 253u ? (254u - sc) << 23 : 0x00400000u;
+    uint32_t inv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) inv[r] = __shfl_sync(0xffffffffu, invq, (lane & ~3) + r);
+    if (!active) continue;
+    if (seg == 0) encode_store<QFp4, R, FAST>(p, 0, g, inv, row0, lb, q);
+    else if (seg == 2) encode_store<QE4M3, R, FAST>(p, 2, g, inv, row0, lb, q);
+    else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST>(p, 1, g, inv, row0, lb, q);
+    else encode_store<QE3M2, R, FAST>(p, 1, g, inv, row0, lb, q);
+  }
+}
+
+template <int R, bool FAST, int MINB>
+void launch_v3(const V3Args& p, cudaStream_t stream) {
+  const size_t smem = static_cast<size_t>(p.K) * 2 * R;
+  static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    return true;
+  }();
+  (void)attrs_set;
+  const int64_t grid = (p.M + R - 1) / R;
+  reorder_quantize_v3<R, FAST, MINB><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
+
+bool aligned(const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; }
+
+}  // namespace
+
+bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
+                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
+  const mx::MixedSplit& s = out.split;
+  const int64_t K = s.cols();
+  if (K > 51200 || !aligned(d_perm, 16)) return false;
+  if (s.n4 && !aligned(out.codes[0], 4)) return false;
+  if (s.n6 && !aligned(out.codes[1], 4)) return false;
+  if (s.n8 && !aligned(out.codes[2], 8)) return false;
+  if (M == 0 || K == 0) return true;
+  V3Args p{};
+  p.x = d_x;
+  p.perm4 = reinterpret_cast<const int4*>(d_perm);
+  p.M = M;
+  p.K = K;
+  p.blocks4 = static_cast<int>(s.n4 / 32);
+  p.blocks6 = static_cast<int>(s.n6 / 32);
+  for (int i = 0; i < mx::kSegments; ++i) {
+    const mx::ElemInfo& I = mx::info(s.format(i));
+    p.codes[i] = out.codes[i];
+    p.scales[i] = out.scales[i];
+    p.row_bytes[i] = static_cast<int64_t>(mx::packed_row_bytes(s.format(i), s.count(i)));
+    p.seg_blocks[i] = static_cast<int>(s.count(i) / mx::kBlock);
+    p.emax[i] = I.emax;
+    uint32_t mb;
+    std::memcpy(&mb, &I.max_normal, 4);
+    p.max_frac[i] = mb & 0x7fffffu;
+  }
+  p.fp6_e2m3 = s.fp6 == mx::ElemFormat::fp6_e2m3;
+  p.ceil_rule = rule == mx::ScaleRule::ceil;
+  p.even = r == mx::Rounding::even ? 1u : 0u;
+  const bool fast = version >= 4 && r == mx::Rounding::even;
+  if (K <= 14336) {
+    if (fast && version >= 5) launch_v3<4, true, 6>(p, stream);
+    else if (fast) launch_v3<4, true, 5>(p, stream);
+    else launch_v3<4, false, 5>(p, stream);
+  } else {
+    if (fast && version >= 5) launch_v3<2, true, 6>(p, stream);
+    else if (fast) launch_v3<2, true, 5>(p, stream);
+    else launch_v3<2, false, 5>(p, stream);
+  }
+  return true;
+}
+
+}  // namespace micromix::cuda
