@@ -55,10 +55,10 @@ PY
   rm "$OUT/sass_all.txt"
 fi
 if has ncu; then
-  echo "== ncu (one launch each: decode v6 down M=1 (mxfp4) and M=16, quantize v4 M=8192)"
+  echo "== ncu (one launch each: decode v8 down M=1 (mxfp4) and M=16, quantize v4 M=8192)"
   sections="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis"
-  timeout 120 ncu $sections --kernel-name-base mangled -k regex:gemv_tcILi1ELb1ELi8ELi3E -c 1 $D/bench_gemm --small --only down --m 1 --reps 1 > "$OUT/ncu_gemv.txt" 2>&1; echo "ncu gemv rc=$?"
-  timeout 120 ncu $sections --kernel-name-base mangled -k regex:gemv_tcILi2ELb0ELi8ELi3E -c 1 $D/bench_gemm --small --only down --m 16 --reps 1 > "$OUT/ncu_gemv16.txt" 2>&1; echo "ncu gemv16 rc=$?"
+  timeout 120 ncu $sections --kernel-name-base mangled -k regex:gemv_tcILi1ELb1ELi8ELi3ELb1E -c 1 $D/bench_gemm --small --only down --m 1 --reps 1 > "$OUT/ncu_gemv.txt" 2>&1; echo "ncu gemv rc=$?"
+  timeout 120 ncu $sections --kernel-name-base mangled -k regex:gemv_tcILi2ELb0ELi8ELi2ELb1E -c 1 $D/bench_gemm --small --only down --m 16 --reps 1 > "$OUT/ncu_gemv16.txt" 2>&1; echo "ncu gemv16 rc=$?"
   timeout 120 ncu $sections --kernel-name-base mangled -k regex:reorder_quantize_v3ILi4ELb1E -c 1 $D/bench_gemm --small --only o --m 8192 --reps 1 > "$OUT/ncu_quant.txt" 2>&1; echo "ncu quant rc=$?"
   grep -h -E "==PROF==|Duration|Compute \(SM\) Throughput|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Issue Slots|Warp Cycles Per Issued" "$OUT"/ncu_*.txt | head -60
 fi

@@ -15,7 +15,8 @@
 // of 16 weight rows. v5 (same file): v4 with the activations decoded once per CTA into shared
 // memory instead of per warp and block (v4 where that area is too large). v6 (same file): 8 warps
 // per CTA (split-K 8), 3 stages, a persistent grid (tiles loop inside the CTA). v7 (same file):
-// v6 with 2 stages (more CTAs per SM). The default picks v5, v6 or v7 by shape (see below).
+// v6 with 2 stages (more CTAs per SM). v8 (same file, the default): v6 / v7 by M with leaner
+// cp.async issue code.
 #include <cuda_bf16.h>
 
 #include "cuda/mx_gemv_decode.cuh"
@@ -265,12 +266,12 @@ void launch_for_m(const GemvArgs& p, cudaStream_t s) {
 
 }  // namespace
 
-int mx_mixed_gemv_versions() { return 7; }
+int mx_mixed_gemv_versions() { return 8; }
 
 void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
                    int version) {
   check_operands("mx_mixed_gemv", a, w);
-  MM_CUDA_REQUIRE(version >= 0 && version <= 7, "mx_mixed_gemv: unknown version " + std::to_string(version));
+  MM_CUDA_REQUIRE(version >= 0 && version <= 8, "mx_mixed_gemv: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   MM_CUDA_REQUIRE(M <= 65535 * 16, "mx_mixed_gemv: M too large");
   if (M == 0 || N == 0) return;
@@ -286,10 +287,11 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   const auto s = static_cast<cudaStream_t>(stream);
-  // Default (H100 runs of 2026-11-26, bench/GPU_NOTES.md): v7 for M > 8 (2 CTAs per SM where v6
-  // fits 1: down M = 16 54 us vs 70), v6 for M <= 8 with K >= 8192 (down M = 1: 39 us vs v5 44-49),
-  // else v5 (v6 lost on qkv and gate_up). v1 where v4-v7 do not apply (scale arrays not 4-byte aligned).
-  if (version == 0) version = M > 8 ? 7 : a.split.cols() >= 8192 ? 6 : 5;
+  // Default: v8, the fastest version on every Llama-3.1-8B decode shape of the H100 run of
+  // 2026-11-26 (bench/GPU_NOTES.md, run 7) except qkv at M = 2..8, where v5 is 8-15% faster (384
+  // tiles on a persistent grid of 264 CTAs leave a tail). v1 where v4-v8 do not apply (scale arrays
+  // not 4-byte aligned).
+  if (version == 0) version = 8;
   if (version >= 4) {
     if (gemv_tc_launch(version, a, w, d_y, out, s)) return;
     version = 1;

@@ -7,6 +7,7 @@
 //     are paid once per CTA (ncu on v4: 7.7 warps per SM, 4.5 cycles between issues per warp).
 // v7: v6 with 2 stages, so that 3 CTAs of 8 warps fit an SM (ncu on v6: 2 CTAs by shared memory,
 //     6.6 cycles between issues per warp, 52% issue slots, DRAM 25%).
+// v8: v6 (M <= 8) or v7 (M > 8) with issue_stage_lean (fewer instructions per cp.async).
 //
 // Why (bench/GPU_NOTES.md): v1-v3 spend ~6 instructions per weight on CUDA cores (LUT index, LUT
 // load, scale multiply, one FMA per activation row) and run one 8-warp CTA per SM for N = 4096.
@@ -212,6 +213,76 @@ __device__ __forceinline__ void issue_stage(const V4Args& p, int lb0, int n, int
   }
 }
 
+// v8's copies of one stage, same data as issue_stage with fewer instructions: for FP4/FP8 (8
+// copy units per row) lane = (row group lane / 8, column lane % 8) and the rows lane / 8 + 4 j
+// advance by a fixed stride (one 64-bit address per stage instead of one per copy); the scale
+// words of row r are copied by lane r (no division by 3).
+template <int SEG, int AR>
+__device__ __forceinline__ void issue_stage_lean(const V4Args& p, int lb0, int n, int64_t n_base, int64_t m_base,
+                                                 uint8_t* st, int lane) {
+  constexpr int U = units_per_row(SEG), UB = unit_bytes(SEG), BB = block_bytes(SEG);
+  constexpr int kRows = kTileN + AR;
+  static_assert(kRows <= 32 && kRows % 4 == 0, "one lane per staged row");
+  uint8_t* st_sc = st + kRows * kRowStride;
+  const int valid_units = n * BB / UB;
+  const int m_rows = static_cast<int>(min(static_cast<int64_t>(AR), p.M - m_base));
+  const int64_t nb = p.nb[SEG];
+  if constexpr (U == 8) {
+    const int c = lane & 7, r0 = lane >> 3;
+    if (c < valid_units) {
+      const int64_t wrb = p.w.row_bytes[SEG];
+      const uint8_t* wsrc = p.w.codes[SEG] + (n_base + r0) * wrb + static_cast<int64_t>(lb0) * BB + c * UB;
+      uint8_t* dst = st + r0 * kRowStride + c * UB;
+#pragma unroll
+      for (int j = 0; j < kTileN / 4; ++j) cp_async16(dst + 4 * j * kRowStride, wsrc + 4 * j * wrb);
+      if constexpr (AR > 0) {
+        const int64_t arb = p.a.row_bytes[SEG];
+        const uint8_t* asrc = p.a.codes[SEG] + (m_base + r0) * arb + static_cast<int64_t>(lb0) * BB + c * UB;
+#pragma unroll
+        for (int j = 0; j < AR / 4; ++j)
+          if (r0 + 4 * j < m_rows) cp_async16(dst + (kTileN + 4 * j) * kRowStride, asrc + 4 * j * arb);
+      }
+    }
+  } else {
+#pragma unroll 4
+    for (int slot = lane; slot < kRows * U; slot += 32) {
+      const int r = slot / U, c = slot % U;
+      if (c >= valid_units) continue;
+      const uint8_t* src;
+      if (r < kTileN) {
+        src = p.w.codes[SEG] + (n_base + r) * p.w.row_bytes[SEG];
+      } else {
+        if (r - kTileN >= m_rows) continue;
+        src = p.a.codes[SEG] + (m_base + r - kTileN) * p.a.row_bytes[SEG];
+      }
+      src += static_cast<int64_t>(lb0) * BB + c * UB;
+      uint8_t* dst = st + r * kRowStride + c * UB;
+      if constexpr (UB == 16) cp_async16(dst, src);
+      else cp_async8(dst, src);
+    }
+  }
+  if (lane < kRows && (lane < kTileN || lane - kTileN < m_rows)) {
+    const int r = lane;
+    const bool w = r < kTileN;
+    const int64_t row = w ? n_base + r : m_base + r - kTileN;
+    const uint8_t* base = w ? p.w.scales[SEG] : p.a.scales[SEG];
+    const int64_t total = (w ? p.N : p.M) * nb;
+    const int64_t first = row * nb + lb0, last = first + n - 1;
+    uint8_t* dst = st_sc + r * kScStride;
+#pragma unroll
+    for (int wi = 0; wi < 3; ++wi) {
+      const int64_t word = (first >> 2) + wi;
+      if (word * 4 > last) break;
+      if (word * 4 + 4 <= total) {
+        cp_async4(dst + 4 * wi, base + word * 4);
+      } else {
+        for (int k = 0; k < 4; ++k)
+          if (word * 4 + k < total) dst[4 * wi + k] = base[word * 4 + k];
+      }
+    }
+  }
+}
+
 // v5's activations, decoded once per CTA for the whole K: per (row, K block) 64 bytes = the 4 f16x2
 // pairs of each of the 4 quad threads (thread t at byte 16 t), and the scale as float.
 struct ActSmem {
@@ -313,7 +384,7 @@ __device__ __forceinline__ void decode_act_unit(const V4Args& p, int64_t row, in
 // W warps (split-K W ways), S pipeline stages per warp. The CTA walks the 16-row tiles
 // blockIdx.x, blockIdx.x + gridDim.x, ... (v4/v5: one tile per CTA; v6: a persistent grid, so
 // that the activations are decoded once per CTA and each warp's pipeline runs on across tiles).
-template <int MT, bool ACT, int W, int S>
+template <int MT, bool ACT, int W, int S, bool LEAN>
 __global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
   extern __shared__ uint4 smem_raw[];
   __shared__ float lut[256];                     // E8M0 code -> 2^(code - 127); 255: NaN
@@ -347,9 +418,15 @@ __global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
     stage_info(rg, static_cast<int>(f % T), seg, lb0, n);
     const int64_t n_base = tile_of(f / T);
     uint8_t* st = wsm + (f % S) * stage_bytes<MT, ACT>();
-    if (seg == 0) issue_stage<0, AR>(p, lb0, n, n_base, m_base, st, lane);
-    else if (seg == 1) issue_stage<1, AR>(p, lb0, n, n_base, m_base, st, lane);
-    else issue_stage<2, AR>(p, lb0, n, n_base, m_base, st, lane);
+    if constexpr (LEAN) {
+      if (seg == 0) issue_stage_lean<0, AR>(p, lb0, n, n_base, m_base, st, lane);
+      else if (seg == 1) issue_stage_lean<1, AR>(p, lb0, n, n_base, m_base, st, lane);
+      else issue_stage_lean<2, AR>(p, lb0, n, n_base, m_base, st, lane);
+    } else {
+      if (seg == 0) issue_stage<0, AR>(p, lb0, n, n_base, m_base, st, lane);
+      else if (seg == 1) issue_stage<1, AR>(p, lb0, n, n_base, m_base, st, lane);
+      else issue_stage<2, AR>(p, lb0, n, n_base, m_base, st, lane);
+    }
   };
 
   float acc[MT][4];
@@ -436,7 +513,7 @@ __global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
 
 // Launch configurations: v4 = <MT, false, 4, 4>, v5 = <MT, true, 4, 4> with one CTA per tile; v6 =
 // <MT, ACT, 8, 3> and v7 = <MT, ACT, 8, 2> on a persistent grid of (CTAs per SM that fit) x SMs.
-template <int MT, bool ACT, int W, int S>
+template <int MT, bool ACT, int W, int S, bool LEAN = false>
 void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
   size_t smem = stages_smem<MT, ACT, W, S>();
   if (ACT) smem += act_smem_bytes(std::min<int64_t>(8 * MT, p.M), p.nb[0] + p.nb[1] + p.nb[2]);
@@ -445,7 +522,7 @@ void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
   // kernel's static shared memory). Not thread-safe: a race only repeats the call.
   static size_t cap = 0;
   if (smem > cap) {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_tc<MT, ACT, W, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_tc<MT, ACT, W, S, LEAN>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     cap = smem;
   }
   const int64_t ntiles = p.N / kTileN;
@@ -460,14 +537,14 @@ void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
     static size_t occ_smem = 0;
     static int occ = 0;
     if (occ_smem != smem) {
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_tc<MT, ACT, W, S>, W * 32, smem));
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_tc<MT, ACT, W, S, LEAN>, W * 32, smem));
       occ_smem = smem;
     }
     gx = std::min<int64_t>(ntiles, static_cast<int64_t>(std::max(occ, 1)) * sms);
   }
   const int64_t gy = (p.M + 8 * MT - 1) / (8 * MT);
   MM_CUDA_REQUIRE(gy <= 65535 && gx <= 0x7fffffff, "mx_mixed_gemv v4-v6: shape too large");
-  gemv_tc<MT, ACT, W, S><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), W * 32, smem, stream>>>(p);
+  gemv_tc<MT, ACT, W, S, LEAN><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), W * 32, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -500,7 +577,15 @@ bool gemv_tc_launch(int version, const MxMixedDevice& a, const MxMixedDevice& w,
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  if (version == 7) {
+  if (version == 8) {  // v6's shape for M <= 8, v7's above, with issue_stage_lean
+    if (M <= 8) {
+      if (act6) launch_tc<1, true, 8, 3, true>(p, true, stream);
+      else launch_tc<1, false, 8, 3, true>(p, true, stream);
+    } else {
+      if (act7) launch_tc<2, true, 8, 2, true>(p, true, stream);
+      else launch_tc<2, false, 8, 2, true>(p, true, stream);
+    }
+  } else if (version == 7) {
     if (M <= 8) {
       if (act7) launch_tc<1, true, 8, 2>(p, true, stream);
       else launch_tc<1, false, 8, 2>(p, true, stream);
