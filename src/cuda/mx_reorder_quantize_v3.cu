@@ -1,8 +1,9 @@
-// Reorder + quantize v3 and v4: x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
+// Reorder + quantize v3-v6 (v6 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
 // to mx::quantize_mixed, with about a third of v1's instructions per element (v1 is instruction-bound).
 // v4 = v3 with a packed (16x2) block max and, for ties to even, a float-adder encoder with fewer
 // integer instructions (encode_elem_rne); ties away run v3's encoder. v5 = v4 capped at 40
-// registers (6 CTAs of 8 warps per SM instead of 5).
+// registers (6 CTAs of 8 warps per SM instead of 5). v6 = v4 with the hardware FP8 conversions for
+// the FP8 and FP6 segments (cvt_fp8x2).
 //
 // A CTA (8 warps) owns R rows (R = 4, or 2 for K > 14336). The R rows are staged in shared memory
 // INTERLEAVED, column-major: column c holds its R bf16 values side by side (8 bytes for R = 4), so
@@ -119,9 +120,23 @@ __device__ __forceinline__ uint32_t encode_elem_rne(uint32_t fbits, float inv) {
   return mag | ((fbits >> 31) << (F::kBits - 1));
 }
 
+// v6: hardware conversions, ties to even with saturation to the largest finite value, for the FP8
+// and FP6 segments. E2M3 is E4M3's grid scaled by 2^-6 and E3M2 is E5M2's grid scaled by 2^-12
+// (same mantissa width; the scaled subnormal spacings coincide: 2^-9 and 2^-16), so the FP6 code
+// is the 8-bit code of v * 2^-k with its magnitude clamped to 0x1F and the sign moved from bit 7 to
+// bit 5. Values below the scaled ranges are far under half the smallest step and give +-0 both ways.
+// cvt's first operand goes to the upper byte.
+template <bool E5M2>
+__device__ __forceinline__ uint32_t cvt_fp8x2(float hi, float lo) {
+  uint16_t d;
+  if constexpr (E5M2) asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+  else asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+
 // Encodes and stores the thread's 8 columns of every row. g[h][i]: rows 2h (low half) and 2h + 1
 // (high half) of column i; inv[r]: 2^-scale of row r, 0 for NaN-scale rows (codes 0).
-template <class F, int R, bool FAST>
+template <class F, int R, bool FAST, bool HW>
 __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
                                              const uint32_t (&inv)[R], int64_t row0, int lb, int q) {
 #pragma unroll
@@ -130,12 +145,33 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
     const float sc = __uint_as_float(inv[r]);
     const uint32_t keep = inv[r] != 0 ? 0xffffffffu : 0u;
     uint32_t c[8];
+    if constexpr (HW && F::kBits >= 6) {
+      constexpr bool kE5M2 = F::kBits == 6 && F::kM == 2;
+      constexpr float kShift = F::kBits == 8 ? 1.0f : kE5M2 ? 1.0f / 4096.0f : 1.0f / 64.0f;
+      const float sck = sc * kShift;  // exact: a power of two, >= 2^-139
+      float v[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t w = g[r / 2][i];
-      const uint32_t fb = (r & 1) ? (w & 0xffff0000u) : (w << 16);
-      if constexpr (FAST) c[i] = encode_elem_rne<F>(fb, sc);
-      else c[i] = encode_elem<F>(fb, sc, p.even);
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t w = g[r / 2][i];
+        v[i] = __uint_as_float((r & 1) ? (w & 0xffff0000u) : (w << 16)) * sck;
+      }
+#pragma unroll
+      for (int i = 0; i < 8; i += 2) {
+        const uint32_t d = cvt_fp8x2<kE5M2>(v[i + 1], v[i]);
+        c[i] = d & 0xffu;
+        c[i + 1] = d >> 8;
+      }
+      if constexpr (F::kBits == 6)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) c[i] = min(c[i] & 0x7fu, F::kMaxCode) | ((c[i] & 0x80u) >> 2);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t w = g[r / 2][i];
+        const uint32_t fb = (r & 1) ? (w & 0xffff0000u) : (w << 16);
+        if constexpr (FAST) c[i] = encode_elem_rne<F>(fb, sc);
+        else c[i] = encode_elem<F>(fb, sc, p.even);
+      }
     }
     uint8_t* out = p.codes[seg] + (row0 + r) * p.row_bytes[seg];
     if constexpr (F::kBits == 4) {
@@ -174,7 +210,7 @@ __device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-template <int R, bool FAST, int MINB>
+template <int R, bool FAST, int MINB, bool HW>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
@@ -280,25 +316,25 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 #pragma unroll
     for (int r = 0; r < R; ++r) inv[r] = __shfl_sync(0xffffffffu, invq, (lane & ~3) + r);
     if (!active) continue;
-    if (seg == 0) encode_store<QFp4, R, FAST>(p, 0, g, inv, row0, lb, q);
-    else if (seg == 2) encode_store<QE4M3, R, FAST>(p, 2, g, inv, row0, lb, q);
-    else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST>(p, 1, g, inv, row0, lb, q);
-    else encode_store<QE3M2, R, FAST>(p, 1, g, inv, row0, lb, q);
+    if (seg == 0) encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, lb, q);
+    else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, lb, q);
+    else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
+    else encode_store<QE3M2, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
   }
 }
 
-template <int R, bool FAST, int MINB>
+template <int R, bool FAST, int MINB, bool HW = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.K) * 2 * R;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attrs_set;
   const int64_t grid = (p.M + R - 1) / R;
-  reorder_quantize_v3<R, FAST, MINB><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  reorder_quantize_v3<R, FAST, MINB, HW><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -338,11 +374,13 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
   p.even = r == mx::Rounding::even ? 1u : 0u;
   const bool fast = version >= 4 && r == mx::Rounding::even;
   if (K <= 14336) {
-    if (fast && version >= 5) launch_v3<4, true, 6>(p, stream);
+    if (fast && version >= 6) launch_v3<4, true, 5, true>(p, stream);
+    else if (fast && version >= 5) launch_v3<4, true, 6>(p, stream);
     else if (fast) launch_v3<4, true, 5>(p, stream);
     else launch_v3<4, false, 5>(p, stream);
   } else {
-    if (fast && version >= 5) launch_v3<2, true, 6>(p, stream);
+    if (fast && version >= 6) launch_v3<2, true, 5, true>(p, stream);
+    else if (fast && version >= 5) launch_v3<2, true, 6>(p, stream);
     else if (fast) launch_v3<2, true, 5>(p, stream);
     else launch_v3<2, false, 5>(p, stream);
   }
