@@ -16,7 +16,7 @@
 // memory instead of per warp and block (v4 where that area is too large). v6 (same file): 8 warps
 // per CTA (split-K 8), 3 stages, a persistent grid (tiles loop inside the CTA). v7 (same file):
 // v6 with 2 stages (more CTAs per SM). v8 (same file, the default): v6 / v7 by M with leaner
-// cp.async issue code.
+// cp.async issue code. v9 (same file): v8 with the per-block loop unrolled 4 times.
 #include <cuda_bf16.h>
 
 #include "cuda/mx_gemv_decode.cuh"
@@ -266,12 +266,12 @@ void launch_for_m(const GemvArgs& p, cudaStream_t s) {
 
 }  // namespace
 
-int mx_mixed_gemv_versions() { return 8; }
+int mx_mixed_gemv_versions() { return 9; }
 
 void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
                    int version) {
   check_operands("mx_mixed_gemv", a, w);
-  MM_CUDA_REQUIRE(version >= 0 && version <= 8, "mx_mixed_gemv: unknown version " + std::to_string(version));
+  MM_CUDA_REQUIRE(version >= 0 && version <= 9, "mx_mixed_gemv: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   MM_CUDA_REQUIRE(M <= 65535 * 16, "mx_mixed_gemv: M too large");
   if (M == 0 || N == 0) return;

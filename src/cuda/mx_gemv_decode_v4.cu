@@ -8,6 +8,8 @@
 // v7: v6 with 2 stages, so that 3 CTAs of 8 warps fit an SM (ncu on v6: 2 CTAs by shared memory,
 //     6.6 cycles between issues per warp, 52% issue slots, DRAM 25%).
 // v8: v6 (M <= 8) or v7 (M > 8) with issue_stage_lean (fewer instructions per cp.async).
+// v9: v8 with the per-block loop unrolled 4 times instead of 2 (ncu on v8: 6.5 cycles between
+//     issues per warp at 15 warps per SM; the chain LDS -> decode -> HMMA -> FFMA is serial).
 //
 // Why (bench/GPU_NOTES.md): v1-v3 spend ~6 instructions per weight on CUDA cores (LUT index, LUT
 // load, scale multiply, one FMA per activation row) and run one 8-warp CTA per SM for N = 4096.
@@ -291,7 +293,7 @@ struct ActSmem {
   int rows, nkb;
 };
 
-template <int F, int MT, bool ACT>
+template <int F, int MT, bool ACT, int UNR>
 __device__ __forceinline__ void compute_stage(const V4Args& p, int lb0, int kb0, int n, int64_t n_base, int64_t m_base,
                                               const uint8_t* st, const float* lut, const ActSmem& act, int lane,
                                               float (&acc)[MT][4]) {
@@ -327,7 +329,7 @@ __device__ __forceinline__ void compute_stage(const V4Args& p, int lb0, int kb0,
   }
   const uint8_t* cw0 = st + g * kRowStride;
   const uint8_t* cw1 = st + (g + 8) * kRowStride;
-#pragma unroll 2
+#pragma unroll(UNR)
   for (int blk = 0; blk < n; ++blk) {
     uint32_t A0[4], A1[4];
     decode_pairs<F>(cw0 + blk * BB, t, A0);
@@ -384,8 +386,8 @@ __device__ __forceinline__ void decode_act_unit(const V4Args& p, int64_t row, in
 // W warps (split-K W ways), S pipeline stages per warp. The CTA walks the 16-row tiles
 // blockIdx.x, blockIdx.x + gridDim.x, ... (v4/v5: one tile per CTA; v6: a persistent grid, so
 // that the activations are decoded once per CTA and each warp's pipeline runs on across tiles).
-template <int MT, bool ACT, int W, int S, bool LEAN>
-__global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
+template <int MT, bool ACT, int W, int S, bool LEAN, int UNR>
+__device__ __forceinline__ void gemv_tc_body(const V4Args& p) {
   extern __shared__ uint4 smem_raw[];
   __shared__ float lut[256];                     // E8M0 code -> 2^(code - 127); 255: NaN
   __shared__ float red[W][kTileN][8 * MT + 1];  // partial tiles of the W warps
@@ -478,10 +480,10 @@ __global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
       stage_info(rg, i, seg, lb0, n);
       const int kb0 = lb0 + (seg == 0 ? 0 : seg == 1 ? p.nb[0] : p.nb[0] + p.nb[1]);
       const uint8_t* st = wsm + (f % S) * stage_bytes<MT, ACT>();
-      if (seg == 0) compute_stage<0, MT, ACT>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
-      else if (seg == 2) compute_stage<3, MT, ACT>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
-      else if (p.fp6_e2m3) compute_stage<2, MT, ACT>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
-      else compute_stage<1, MT, ACT>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
+      if (seg == 0) compute_stage<0, MT, ACT, UNR>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
+      else if (seg == 2) compute_stage<3, MT, ACT, UNR>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
+      else if (p.fp6_e2m3) compute_stage<2, MT, ACT, UNR>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
+      else compute_stage<1, MT, ACT, UNR>(p, lb0, kb0, n, n_base, m_base, st, lut, act, lane, acc);
       __syncwarp();  // this stage's buffer is refilled by a later issue
     }
     // Split-K reduction of the tile: C fragment (n = g, g + 8; m = 2t, 2t + 1) of each warp ->
@@ -511,10 +513,28 @@ __global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
   cp_async_wait<0>();
 }
 
+// v4-v8 (UNR = 2) and v9 (UNR = 4, capped at 128 registers so that 2 CTAs of 8 warps still fit;
+// only the M <= 8 activation-in-smem instance stays free of spills there).
+template <int MT, bool ACT, int W, int S, bool LEAN, int UNR>
+__global__ void __launch_bounds__(W * 32) gemv_tc(V4Args p) {
+  gemv_tc_body<MT, ACT, W, S, LEAN, UNR>(p);
+}
+template <int MT, bool ACT, int W, int S, bool LEAN, int UNR>
+__global__ void __launch_bounds__(W * 32, 2) gemv_tc_u4(V4Args p) {
+  gemv_tc_body<MT, ACT, W, S, LEAN, UNR>(p);
+}
+
+template <int MT, bool ACT, int W, int S, bool LEAN, int UNR>
+constexpr auto tc_kernel() {
+  if constexpr (UNR > 2) return gemv_tc_u4<MT, ACT, W, S, LEAN, UNR>;
+  else return gemv_tc<MT, ACT, W, S, LEAN, UNR>;
+}
+
 // Launch configurations: v4 = <MT, false, 4, 4>, v5 = <MT, true, 4, 4> with one CTA per tile; v6 =
 // <MT, ACT, 8, 3> and v7 = <MT, ACT, 8, 2> on a persistent grid of (CTAs per SM that fit) x SMs.
-template <int MT, bool ACT, int W, int S, bool LEAN = false>
+template <int MT, bool ACT, int W, int S, bool LEAN = false, int UNR = 2>
 void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
+  constexpr auto kernel = tc_kernel<MT, ACT, W, S, LEAN, UNR>();
   size_t smem = stages_smem<MT, ACT, W, S>();
   if (ACT) smem += act_smem_bytes(std::min<int64_t>(8 * MT, p.M), p.nb[0] + p.nb[1] + p.nb[2]);
   // Raise the kernel's dynamic shared-memory cap only when a launch needs more than before (the
@@ -522,7 +542,7 @@ void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
   // kernel's static shared memory). Not thread-safe: a race only repeats the call.
   static size_t cap = 0;
   if (smem > cap) {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_tc<MT, ACT, W, S, LEAN>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     cap = smem;
   }
   const int64_t ntiles = p.N / kTileN;
@@ -537,14 +557,14 @@ void launch_tc(const V4Args& p, bool persistent, cudaStream_t stream) {
     static size_t occ_smem = 0;
     static int occ = 0;
     if (occ_smem != smem) {
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, gemv_tc<MT, ACT, W, S, LEAN>, W * 32, smem));
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, W * 32, smem));
       occ_smem = smem;
     }
     gx = std::min<int64_t>(ntiles, static_cast<int64_t>(std::max(occ, 1)) * sms);
   }
   const int64_t gy = (p.M + 8 * MT - 1) / (8 * MT);
   MM_CUDA_REQUIRE(gy <= 65535 && gx <= 0x7fffffff, "mx_mixed_gemv v4-v6: shape too large");
-  gemv_tc<MT, ACT, W, S, LEAN><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), W * 32, smem, stream>>>(p);
+  kernel<<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), W * 32, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -577,7 +597,11 @@ bool gemv_tc_launch(int version, const MxMixedDevice& a, const MxMixedDevice& w,
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  if (version == 8) {  // v6's shape for M <= 8, v7's above, with issue_stage_lean
+  // v9 = v8 with the block loop unrolled 4 times where that fits 128 registers without spilling
+  // (M <= 8 with the activations in shared memory; elsewhere v8 runs).
+  if (version == 9 && M <= 8 && act6) {
+    launch_tc<1, true, 8, 3, true, 4>(p, true, stream);
+  } else if (version == 8 || version == 9) {  // v6's shape for M <= 8, v7's above, with issue_stage_lean
     if (M <= 8) {
       if (act6) launch_tc<1, true, 8, 3, true>(p, true, stream);
       else launch_tc<1, false, 8, 3, true>(p, true, stream);
