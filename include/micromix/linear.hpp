@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,20 +31,26 @@ struct LinearSpec {
 
 using LinearFactory = std::function<std::unique_ptr<Linear>(LinearSpec&&)>;
 
-// float32 weights, y = x W^T + b.
+// float32 weights, y = x W^T + b. Large weight matrices live in 2 MiB-aligned memory that asks
+// the kernel for transparent huge pages: decoding streams every weight once per token, and 4 KiB
+// pages would cost a TLB miss every 4 KiB of that stream.
 class DenseLinear final : public Linear {
  public:
   // Throws micromix::Error when the sizes do not match (out, in) and (out) or empty.
-  DenseLinear(std::vector<float> weight, int64_t out, int64_t in, std::vector<float> bias = {});
+  DenseLinear(const std::vector<float>& weight, int64_t out, int64_t in, std::vector<float> bias = {});
   int64_t in_features() const override { return in_; }
   int64_t out_features() const override { return out_; }
   void forward(const float* x, int64_t n_tokens, float* y) const override;
-  const std::vector<float>& weight() const { return w_; }
+  std::span<const float> weight() const { return {w_.get(), static_cast<size_t>(out_ * in_)}; }
   const std::vector<float>& bias() const { return b_; }
 
  private:
+  struct FreeAligned {
+    void operator()(float* p) const;
+  };
   int64_t out_, in_;
-  std::vector<float> w_, b_;  // (out, in), (out) or empty
+  std::unique_ptr<float, FreeAligned> w_;  // (out, in)
+  std::vector<float> b_;                   // (out) or empty
 };
 
 // The default factory: a DenseLinear for every projection.

@@ -58,7 +58,8 @@ void measure_sensitivity(Model& model, ModelErrors& errors, std::span<const int3
         const auto* d = dynamic_cast<const DenseLinear*>(p->get());
         MM_CHECK(d, "sensitivity: layer {} {} is not a float linear", l, linear_input_name(which));
         const int64_t k = d->in_features();
-        q.push_back(std::make_unique<MixedLinear>(d->weight(), d->out_features(), k, mx::identity_permutation(k),
+        const std::vector<float> w(d->weight().begin(), d->weight().end());
+        q.push_back(std::make_unique<MixedLinear>(w, d->out_features(), k, mx::identity_permutation(k),
                                                   mx::MixedSplit{k, 0, 0, mx::ElemFormat::fp6_e3m2}, d->bias(), opt));
       }
       for (size_t j = 0; j < ptrs.size(); ++j) ptrs[j]->swap(q[j]);
