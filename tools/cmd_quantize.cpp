@@ -14,7 +14,7 @@ namespace micromix::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, calib, out, scheme = "micromix", scale_rule = "ceil", fp6 = "e3m2";
+  std::string model, calib, out, scheme = "micromix", scale_rule = "ceil", fp6 = "measured";
   int64_t samples = 128, seqlen = 2048, granularity = 128, error_rows = 256, sensitivity_tokens = 256;
   double target_bits = 0;
   int threads = 0;
@@ -98,7 +98,8 @@ void setup(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--granularity", args->granularity, "segment sizes are multiples of this (128 as the paper, or 32)")
       ->capture_default_str();
-  c->add_option("--fp6", args->fp6, "MXFP6 element: e3m2 (paper), e2m3, or measured (per input, smaller output error)")
+  c->add_option("--fp6", args->fp6, "MXFP6 element of MicroMix segments: e3m2 (paper), e2m3, or measured: per input, the one with the "
+                 "smaller measured output error (measured better: bench/RESULTS.md); all-MXFP6 uses E3M2 then")
       ->capture_default_str();
   c->add_option("--scale-rule", args->scale_rule, "ocp or ceil (ceil measured better: bench/RESULTS.md)")
       ->capture_default_str();
