@@ -37,8 +37,8 @@ enum class OutType { bf16, f32 };
 // Mixed GEMM: y (M, N) = dequant(a) (M, K) . dequant(w) (N, K)^T with FP32 accumulation of all
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
-// version: 0 picks the library default for the shape; 1.. select a numbered kernel (see
-// sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its
+// version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv);
+// 1.. select a numbered GEMM kernel (see sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its
 // magnitude is below 2^-126 (scale codes near 0); the tensor cores flush such values to zero.
 void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, int version,
                    void* stream);

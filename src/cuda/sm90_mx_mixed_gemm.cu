@@ -373,6 +373,9 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   MM_CUDA_REQUIRE(version >= 0 && version <= kVersions, "mx_mixed_gemm: unknown version " + std::to_string(version));
   const int64_t M = a.rows, N = w.rows;
   if (M == 0 || N == 0) return;
+  // Small M streams weights: the decode path (mx_gemv_decode.cu) is 20x faster there (H100, down
+  // M = 1: 36 us vs 740-870 us for v3 in bench/GPU_NOTES.md).
+  if (version == 0 && M <= 16) return mx_mixed_gemv(a, w, d_y, out, stream, 0);
   GemmArgs p{};
   p.a = seg_view(a);
   p.w = seg_view(w);
@@ -384,7 +387,7 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  if (version == 0) version = M <= 16 ? 3 : M <= 512 ? 2 : 1;
+  if (version == 0) version = M <= 512 ? 2 : 1;
   const auto s = static_cast<cudaStream_t>(stream);
   switch (version) {
     case 1: launch<128, 128, 2, 4>(p, s); break;
