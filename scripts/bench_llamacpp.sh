@@ -21,7 +21,7 @@ echo "model: $MODEL  threads: $THREADS  load average: $(cut -d' ' -f1-3 /proc/lo
 # gives tokens per CPU-second, a number that survives a busy machine better than wall time.
 for t in "$THREADS" 1; do
   echo "== micromix (float32), $t thread(s); CPU column = process CPU time =="
-  OMP_NUM_THREADS=$t MICROMIX_MODEL=$MODEL "$BUILD_DIR/bench_forward" 2>&1 | grep -E "^BM_|Benchmark"
+  OMP_NUM_THREADS=$t MICROMIX_MODEL=$MODEL "$BUILD_DIR/bench_forward" --benchmark_filter='^BM_(Prefill|Decode)' 2>&1 | grep -E "^BM_|Benchmark"
 done
 
 echo "== llama.cpp (llama-cpp-python) =="
