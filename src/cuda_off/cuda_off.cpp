@@ -1,5 +1,7 @@
-// Built instead of src/cuda/ when micromix is configured without CUDA.
+// Built instead of src/cuda/ when micromix is configured without CUDA: every GPU op throws.
+#include "cuda/mx_kernel_versions.hpp"
 #include "micromix/cuda.hpp"
+#include "micromix/cuda_mx.hpp"
 #include "micromix/error.hpp"
 
 namespace micromix::cuda {
@@ -10,5 +12,31 @@ void mx_dequantize(mx::ElemFormat, const uint8_t*, const uint8_t*, int64_t, int6
 }
 void mx_dequantize_host(const mx::MxMatrix&, std::span<float>) {
   fail("mx_dequantize: micromix was built without CUDA");
+}
+// ---- mixed MX ops (cuda_mx.hpp) ----
+void mx_reorder_quantize(const uint16_t*, int64_t, const int32_t*, const MxMixedDeviceOut&, mx::ScaleRule,
+                         mx::Rounding, void*) {
+  fail("mx_reorder_quantize: micromix was built without CUDA");
+}
+void mx_mixed_gemm(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, int, void*) {
+  fail("mx_mixed_gemm: micromix was built without CUDA");
+}
+int mx_mixed_gemm_versions() { return 0; }
+const char* mx_mixed_gemm_version_name(int) { return "unavailable"; }
+void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
+  fail("mx_mixed_gemv: micromix was built without CUDA");
+}
+int mx_mixed_gemv_versions() { return 0; }
+std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int) {
+  fail("mx_mixed_gemm: micromix was built without CUDA");
+}
+mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const int32_t>,
+                                           const mx::MixedSplit&, mx::ScaleRule, mx::Rounding) {
+  fail("mx_reorder_quantize: micromix was built without CUDA");
+}
+// Test hooks (cuda/mx_kernel_versions.hpp).
+int reorder_quantize_versions() { return 0; }
+void set_reorder_quantize_version(int v) {
+  if (v != 0) fail("reorder+quantize version {}: micromix was built without CUDA", v);
 }
 }  // namespace micromix::cuda
