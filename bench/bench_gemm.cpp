@@ -380,6 +380,9 @@ int main(int argc, char** argv) {
         if (M <= 16)  // decode path: its default (-1), then every version v (-1 - v)
           for (int v = 0; v <= cuda::mx_mixed_gemv_versions(); ++v) kernels.push_back(-1 - v);
         if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
+        // FP8 tensor-core versions (6..) on every mix, quick runs included.
+        if (M > 16)
+          for (int v = 6; v <= cuda::mx_mixed_gemm_versions(); ++v) kernels.push_back(v);
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {

@@ -7,6 +7,11 @@
 //   v3   16x128 CTA tile, 4 warps (1x4, 16x32 each): small M on the tensor cores.
 //   v4   v1 with packed bytes loaded two steps ahead (two register slots) to hide more latency.
 //   v5   v4 capped at 128 registers so that two CTAs fit on an SM.
+//   v6   FP8 tensor cores (mma.sync m16n8k32 e4m3, per-block FP32 promotion; sm90_mx_mixed_gemm_fp8.cu).
+//   v7   v6 capped at 128 registers, 2 CTAs per SM.
+//   v8   v6's pipeline with wgmma m64n128k32 e4m3 from shared memory (two warpgroups) for the FP4
+//        and E2M3 segments, mma.sync for E3M2 and FP8 (wgmma's FP8 sums are not exact for those).
+// v6-v8 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section): v1 stays the default.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -16,6 +21,7 @@
 #include <cuda_bf16.h>
 
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/sm90_mx_mixed_gemm_fp8.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -357,8 +363,10 @@ void launch_pf(const GemmArgs& p, cudaStream_t stream) {
 }
 
 const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.sync 64x128", "v3 mma.sync 16x128",
-                                     "v4 mma.sync 128x128 prefetch 2", "v5 mma.sync 128x128 prefetch 2, 2 CTAs/SM"};
-constexpr int kVersions = 5;
+                                     "v4 mma.sync 128x128 prefetch 2", "v5 mma.sync 128x128 prefetch 2, 2 CTAs/SM",
+                                     "v6 fp8 mma.sync 128x128", "v7 fp8 mma.sync 128x128, 2 CTAs/SM",
+                                     "v8 fp8 wgmma (FP4, E2M3) + mma.sync (E3M2, FP8)"};
+constexpr int kVersions = 8;
 
 }  // namespace
 
@@ -389,6 +397,10 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   if (version == 0) version = M <= 512 ? 2 : 1;
   const auto s = static_cast<cudaStream_t>(stream);
+  if (version >= 6) {
+    const Fp8GemmArgs f{p.a, p.w, p.M, p.N, p.kb4, p.kb6, p.nkb, p.y, p.out_f32, p.fp6_e2m3};
+    return mx_mixed_gemm_fp8_launch(version, f, s);
+  }
   switch (version) {
     case 1: launch<128, 128, 2, 4>(p, s); break;
     case 2: launch<64, 128, 2, 4>(p, s); break;

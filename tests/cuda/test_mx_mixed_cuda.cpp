@@ -282,6 +282,76 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
   }
 }
 
+// The FP8 tensor-core versions (6..): single segments with large K (every FP4/FP6/FP8 code through
+// the E4M3 conversion), odd M and N not a multiple of the 128-row tile, all three segments.
+std::vector<int> fp8_gemm_versions() {
+  std::vector<int> v;
+  for (int k = 6; k <= cuda::mx_mixed_gemm_versions(); ++k) v.push_back(k);
+  return v;
+}
+
+TEST(CudaMxMixedGemmFp8, SingleSegmentsLargeKOddShapes) {
+  SKIP_WITHOUT_GPU();
+  const int64_t K = 4096;
+  const std::vector<GemmCase> cases = {
+      {129, 144, K, MixedSplit{K, 0, 0}},
+      {77, 48, K, MixedSplit{0, K, 0}},
+      {33, 272, K, MixedSplit{0, K, 0, ElemFormat::fp6_e2m3}},
+      {131, 16, K, MixedSplit{0, 0, K}},
+      {17, 400, 14336, MixedSplit{10016, 2880, 1440}},
+      {300, 256, 32 * 37, MixedSplit{32 * 35, 32, 32, ElemFormat::fp6_e2m3}},
+      {1, 16, 96, MixedSplit{32, 32, 32}},
+  };
+  for (int v : fp8_gemm_versions())
+    for (const auto& c : cases) check_gemm(c, v);
+}
+
+// Scales far from 1 (codes 0..120 on one operand, 134..234 on the other, per block at random) keep
+// every dequantized value and product inside float range; the per-block promotion must apply each
+// block's own pair of scales.
+TEST(CudaMxMixedGemmFp8, ExtremeScalesPerBlock) {
+  SKIP_WITHOUT_GPU();
+  for (int v : fp8_gemm_versions())
+    for (int trial = 0; trial < 4; ++trial) {
+      const GemmCase c{trial == 0 ? 5 : 150, 160, 32 * 24, MixedSplit{32 * 8, 32 * 8, 32 * 8, trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}};
+      const auto perm = random_permutation(c.K);
+      auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+      auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+      std::uniform_int_distribution<int> lo(0, 120), hi(134, 234);
+      const bool x_low = trial < 2;
+      for (int s = 0; s < kSegments; ++s) {
+        for (auto& b : xq.seg[s].scales) b = static_cast<uint8_t>(x_low ? lo(rng()) : hi(rng()));
+        for (auto& b : wq.seg[s].scales) b = static_cast<uint8_t>(x_low ? hi(rng()) : lo(rng()));
+      }
+      const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+      const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, v);
+      EXPECT_LE(rel_frobenius(y, ref), 1e-5) << "version " << v << " trial " << trial;
+    }
+}
+
+// A NaN scale (0xFF) in one block of one activation row makes that output row NaN and no other;
+// the same for a weight row and its output column.
+TEST(CudaMxMixedGemmFp8, NaNScalesPoisonTheirRowAndColumn) {
+  SKIP_WITHOUT_GPU();
+  const GemmCase c{200, 144, 32 * 12, MixedSplit{32 * 4, 32 * 4, 32 * 4}};
+  const auto perm = random_permutation(c.K);
+  for (int v : fp8_gemm_versions())
+    for (int seg = 0; seg < kSegments; ++seg) {
+      auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+      auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+      const int64_t bad_m = 131, bad_n = 77;
+      xq.seg[seg].scales[static_cast<size_t>(bad_m * 4 + 3)] = 0xFF;
+      wq.seg[seg].scales[static_cast<size_t>(bad_n * 4 + 1)] = 0xFF;
+      const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, v);
+      for (int64_t m = 0; m < c.M; ++m)
+        for (int64_t n = 0; n < c.N; ++n) {
+          const float got = y[static_cast<size_t>(m * c.N + n)];
+          if (m == bad_m || n == bad_n) ASSERT_TRUE(std::isnan(got)) << "version " << v << " seg " << seg << " " << m << "," << n;
+          else ASSERT_TRUE(std::isfinite(got)) << "version " << v << " seg " << seg << " " << m << "," << n;
+        }
+    }
+}
+
 TEST(CudaMxMixedGemm, RejectsBadShapes) {
   SKIP_WITHOUT_GPU();
   const auto perm = random_permutation(64);
@@ -291,5 +361,6 @@ TEST(CudaMxMixedGemm, RejectsBadShapes) {
   const auto w_split = quantize_mixed(llm_like(16, 64), 16, 64, perm, MixedSplit{0, 32, 32});
   EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, w_split, cuda::OutType::f32, 1), micromix::Error);
   const auto w = quantize_mixed(llm_like(16, 64), 16, 64, perm, MixedSplit{32, 0, 32});
-  EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, w, cuda::OutType::f32, 9), micromix::Error);  // no such version
+  EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, w, cuda::OutType::f32, cuda::mx_mixed_gemm_versions() + 1),
+               micromix::Error);  // no such version
 }
