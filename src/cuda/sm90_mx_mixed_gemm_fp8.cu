@@ -5,8 +5,8 @@
 //   v7  v6 capped at 128 registers (2 CTAs per SM; spills).
 //   v8  wgmma m64n128k32 e4m3 from shared memory (each of the two warpgroups owns 64 output rows)
 //       for FP4 and E2M3 blocks; v6's mma.sync on the same tiles, in wgmma's accumulator layout, for
-//       E3M2 and FP8 blocks. Measured (H200, FP8 run B in bench/GPU_NOTES.md, where it was numbered v9):
-//       wgmma for every segment (MODE 1, not selectable) misses the 1e-5 bound (rel. Frobenius
+//       E3M2 and FP8 blocks. Measured (H200, run B of the FP8 section of bench/GPU_NOTES.md, where
+//       it was numbered v9): wgmma for every segment (MODE 1, not selectable) misses the 1e-5 bound (rel. Frobenius
 //       5e-5 .. 1.7e-4 with FP8 or E3M2 blocks): its FP8 adder does not keep every bit of 32
 //       products spanning many binades. All-FP4 and all-E2M3 matched the reference.
 //
@@ -32,7 +32,8 @@
 // 8q + 4 + j (the same for A and W, so the sum is unchanged), so a thread's fragment registers are
 // one 8-byte shared load per row.
 // Costs per thread per MX block: 16 MMAs, 128 FP32 ops of promotion (2 per accumulator), ~45 ops
-// of conversion (FP4), 12 LDS.64 + 12 scale loads: the promotion is the largest CUDA-core term.
+// of conversion (FP4), 12 LDS.64 + 12 scale loads. Measured (ncu, GPU_NOTES): 382 warp instructions
+// per warp per block, 1 CTA of 8 warps per SM, wgmma and promotion serial: all of v6-v8 run below v1.
 // NOTES: rows past M or N are clamped on load and never stored; K = 0 writes zeros.
 #include <cuda_bf16.h>
 
