@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "progress.hpp"
 #include "micromix/error.hpp"
 #include "micromix/eval.hpp"
 #include "micromix/fetch.hpp"
@@ -87,10 +88,10 @@ void run_eval(const EvalArgs& a) {
 
   std::vector<std::pair<std::string, const Model*>> models;
   for (const auto& r : runs) models.emplace_back(r.name, r.model.get());
-  const auto rows = compare_models(*lm.model, models, eval_tokens, a.ctx, a.max_tokens, [](int64_t d, int64_t t) {
-    fmt::print(stderr, "\revaluating: window {}/{}", d, t);
-  });
-  fmt::print(stderr, "\n");
+  Progress progress("evaluating: window");
+  const auto rows = compare_models(*lm.model, models, eval_tokens, a.ctx, a.max_tokens,
+                                   [&](int64_t d, int64_t t) { progress.update(d, t); });
+  progress.finish();
 
   // ---- table ----
   const double base_ppl = rows[0].ppl;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "command.hpp"
+#include "progress.hpp"
 #include "micromix/error.hpp"
 #include "micromix/fetch.hpp"
 #include "micromix/model.hpp"
@@ -46,16 +47,16 @@ void run(const PplArgs& a) {
   opt.llamacpp = a.llamacpp;
   opt.bos_id = a.llamacpp && src.tokenizer.add_bos ? src.tokenizer.bos_id : -1;
   const auto t0 = clock::now();
+  Progress progress("window");
   if (!a.quiet)
     opt.progress = [&](int64_t done, int64_t total, int64_t, double ppl) {
       const double s = std::chrono::duration<double>(clock::now() - t0).count();
       const double tokens = static_cast<double>(std::min<int64_t>(done * a.ctx, static_cast<int64_t>(ids.size())));
-      fmt::print(stderr, "\rwindow {}/{}  ppl {:.4f}  {:.1f} tokens/s", done, total, ppl, tokens / s);
-      std::fflush(stderr);
+      progress.update(done, total, fmt::format("ppl {:.4f}  {:.1f} tokens/s", ppl, tokens / s));
     };
   const PerplexityResult r = perplexity(model, ids, opt);
   const double s = std::chrono::duration<double>(clock::now() - t0).count();
-  if (!a.quiet) fmt::print(stderr, "\n");
+  progress.finish();
   fmt::print("model: {}\ntext: {}\nmode: {}\nctx: {}\ntokens: {}\nwindows: {}\npredicted: {}\nmean_nll: {:.6f}\nppl: {:.4f}\n"
              "seconds: {:.1f}\n",
              path, a.text, a.llamacpp ? "llamacpp" : "plain", a.ctx, r.tokens, r.windows, r.predicted, r.mean_nll, r.ppl,

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "command.hpp"
+#include "progress.hpp"
 #include "micromix/error.hpp"
 #include "micromix/quant_checkpoint.hpp"
 #include "model_cli.hpp"
@@ -68,9 +69,9 @@ void run_quantize(const QuantizeArgs& a_in) {
   fmt::print("\nscheme {}, scale rule {}, MXFP6 {}: average {:.3f} bits per weight, {:.3f} per activation "
              "(MAC-weighted, scales included)\n",
              plan.scheme, mx::name(plan.options.rule), a.fp6, plan.weight_bits(cfg), plan.activation_bits(cfg));
-  save_quantized_checkpoint(a.out, *lm.source, plan, a.force,
-                            [](int d, int t) { fmt::print(stderr, "\rwriting: layer {}/{}", d, t); });
-  fmt::print(stderr, "\n");
+  Progress progress("writing: layer");
+  save_quantized_checkpoint(a.out, *lm.source, plan, a.force, [&](int d, int t) { progress.update(d, t); });
+  progress.finish();
   fmt::print("wrote {} ({:.1f} MB)\n", a.out, static_cast<double>(std::filesystem::file_size(a.out)) / 1e6);
 }
 

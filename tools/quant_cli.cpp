@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "micromix/error.hpp"
+#include "progress.hpp"
 
 namespace micromix::cli {
 
@@ -31,19 +32,19 @@ ModelStats calibrate_with_progress(Model& model, std::span<const int32_t> tokens
   co.samples = samples;
   co.seqlen = seqlen;
   co.sample_rows = rows;
-  co.progress = [](int64_t d, int64_t t) { fmt::print(stderr, "\rcalibrating: sample {}/{}", d, t); };
+  Progress progress("calibrating: sample");
+  co.progress = [&](int64_t d, int64_t t) { progress.update(d, t); };
   ModelStats stats = calibrate(model, tokens, co);
-  fmt::print(stderr, "\n");
+  progress.finish();
   return stats;
 }
 
 ModelErrors measure_errors_with_progress(const Model& model, const ModelStats& stats, int64_t granularity,
                                          const MixedLinearOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  ModelErrors e = measure_model_errors(model, stats, granularity, opt, [&](int d, int t) {
-    fmt::print(stderr, "\rmeasuring group errors ({} scales): layer {}/{}", mx::name(opt.rule), d, t);
-  });
-  fmt::print(stderr, " ({:.0f} s)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  Progress progress(fmt::format("measuring group errors ({} scales): layer", mx::name(opt.rule)));
+  ModelErrors e = measure_model_errors(model, stats, granularity, opt, [&](int d, int t) { progress.update(d, t); });
+  progress.finish(fmt::format(" ({:.0f} s)", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
   return e;
 }
 
@@ -51,10 +52,11 @@ void measure_sensitivity_with_progress(Model& model, ModelErrors& errors, std::s
                                        int64_t n, const MixedLinearOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   n = std::min<int64_t>({n, static_cast<int64_t>(calib_tokens.size()), model.config().max_ctx});
-  measure_sensitivity(model, errors, calib_tokens.first(static_cast<size_t>(n)), opt, [](int d, int t) {
-    fmt::print(stderr, "\rmeasuring sensitivity: input {}/{}", d, t);
-  });
-  fmt::print(stderr, " ({:.0f} s, {} tokens)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), n);
+  Progress progress("measuring sensitivity: input");
+  measure_sensitivity(model, errors, calib_tokens.first(static_cast<size_t>(n)), opt,
+                      [&](int d, int t) { progress.update(d, t); });
+  progress.finish(
+      fmt::format(" ({:.0f} s, {} tokens)", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), n));
 }
 
 }  // namespace micromix::cli
