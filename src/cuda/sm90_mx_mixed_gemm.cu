@@ -11,7 +11,8 @@
 //   v7   v6 capped at 128 registers, 2 CTAs per SM.
 //   v8   v6's pipeline with wgmma m64n128k32 e4m3 from shared memory (two warpgroups) for the FP4
 //        and E2M3 segments, mma.sync for E3M2 and FP8 (wgmma's FP8 sums are not exact for those).
-// v6-v8 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section): v1 stays the default.
+//   v9   v8 with block kb's wgmma in flight while block kb - 1 is promoted (3 E4M3 buffers).
+// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section): v1 stays the default.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -365,8 +366,9 @@ void launch_pf(const GemmArgs& p, cudaStream_t stream) {
 const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.sync 64x128", "v3 mma.sync 16x128",
                                      "v4 mma.sync 128x128 prefetch 2", "v5 mma.sync 128x128 prefetch 2, 2 CTAs/SM",
                                      "v6 fp8 mma.sync 128x128", "v7 fp8 mma.sync 128x128, 2 CTAs/SM",
-                                     "v8 fp8 wgmma (FP4, E2M3) + mma.sync (E3M2, FP8)"};
-constexpr int kVersions = 8;
+                                     "v8 fp8 wgmma (FP4, E2M3) + mma.sync (E3M2, FP8)",
+                                     "v9 v8 with async wgmma overlapping the promotion"};
+constexpr int kVersions = 9;
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// Mixed MX GEMM v6-v8 on FP8 tensor-core instructions: y (M, N) = dequant(a) . dequant(w)^T, all
+// Mixed MX GEMM v6-v9 on FP8 tensor-core instructions: y (M, N) = dequant(a) . dequant(w)^T, all
 // three segments in one launch, FP32 accumulation, y as bf16 or f32.
 //   v6  mma.sync m16n8k32 e4m3 (8 warps, warp tile 64 x 32). Measured: Hopper has no native FP8
 //       mma.sync; ptxas emulates it (E4M3 -> f16 conversions + HMMA), so v6 runs below v1.
@@ -9,6 +9,11 @@
 //       it was numbered v9): wgmma for every segment (MODE 1, not selectable) misses the 1e-5 bound (rel. Frobenius
 //       5e-5 .. 1.7e-4 with FP8 or E3M2 blocks): its FP8 adder does not keep every bit of 32
 //       products spanning many binades. All-FP4 and all-E2M3 matched the reference.
+//   v9  v8 software-pipelined: block kb's wgmma (issued for every block, discarded for E3M2/FP8, so
+//       that the code is straight-line and ptxas keeps it asynchronous) runs while the warpgroup
+//       converts stage kb + 1 and promotes block kb - 1; E4M3 and scale buffers triple.
+//       Measured slower than v8 (H200: 82-91 vs 93-110 TF/s; 255 registers, more instructions):
+//       the tensor core is not what the kernel waits for.
 //
 // Every MX element is exactly an E4M3 value up to a power of two, so each 32-wide MX block is one
 // k32 MMA (e4m3 x e4m3 -> f32) on UNSCALED element values into a fresh temporary, which is
@@ -33,9 +38,11 @@
 // one 8-byte shared load per row.
 // Costs per thread per MX block: 16 MMAs, 128 FP32 ops of promotion (2 per accumulator), ~45 ops
 // of conversion (FP4), 12 LDS.64 + 12 scale loads. Measured (ncu, GPU_NOTES): 382 warp instructions
-// per warp per block, 1 CTA of 8 warps per SM, wgmma and promotion serial: all of v6-v8 run below v1.
+// per warp per block, 1 CTA of 8 warps per SM, wgmma and promotion serial: all of v6-v9 run below v1.
 // NOTES: rows past M or N are clamped on load and never stored; K = 0 writes zeros.
 #include <cuda_bf16.h>
+
+#include <type_traits>
 
 #include "cuda/sm90_mx_mixed_gemm_fp8.cuh"
 
@@ -47,7 +54,11 @@ using namespace mixed;
 constexpr int kBM = 128, kBN = 128, kThreads = 256, kStages = 4;
 constexpr int kRowBytes = 32;                        // E4M3 bytes of one row of one MX block
 constexpr int kSlot = (kBM + kBN) * kRowBytes;       // bytes of one stage (FP8 worst case)
-constexpr int kSmem = kStages * kSlot + 2 * kSlot + 2 * (kBM + kBN) * 4 + 1024;  // + alignment slack
+// E4M3 / scale buffers: 2 (v6-v8), 3 (v9: a wgmma may still read the previous block's tile).
+__host__ __device__ constexpr int buffers(int mode) { return mode == 3 ? 3 : 2; }
+constexpr int smem_bytes(int mode) {
+  return kStages * kSlot + buffers(mode) * (kSlot + (kBM + kBN) * 4) + 1024;  // + alignment slack
+}
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
@@ -95,6 +106,7 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // Generic-proxy writes (st.shared, cp.async) -> visible to the async proxy (wgmma operand reads).
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
@@ -149,12 +161,13 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 template <int MIN_CTAS, int MODE>
 __global__ void __launch_bounds__(kThreads, MIN_CTAS) gemm_fp8_v6(Fp8GemmArgs p) {
   constexpr bool WG = MODE != 0;
+  constexpr int NB = buffers(MODE);
   constexpr int WN = 4, WTM = 64, WTN = 32, MI = 4, NI = 4;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
   uint8_t* ring = smem;                          // kStages x (256 rows x block bytes), packed codes
-  uint8_t* ebuf = smem + kStages * kSlot;        // 2 x (256 rows x 32) E4M3
-  float* sscale = reinterpret_cast<float*>(ebuf + 2 * kSlot);  // 2 x 256 scales (A side with the FP6 factor)
+  uint8_t* ebuf = smem + kStages * kSlot;        // NB x (256 rows x 32) E4M3
+  float* sscale = reinterpret_cast<float*>(ebuf + NB * kSlot);  // NB x 256 scales (with the FP6 factor)
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / WN, wn = warp % WN;
@@ -200,7 +213,7 @@ __global__ void __launch_bounds__(kThreads, MIN_CTAS) gemm_fp8_v6(Fp8GemmArgs p)
   auto convert = [&](int64_t kb, unsigned sc) {
     int64_t lb;
     const int seg = seg_of(p, kb, lb);
-    const int buf = static_cast<int>(kb & 1);
+    const int buf = static_cast<int>(kb % NB);
     sscale[buf * (kBM + kBN) + tid] = scale_f32(sc) * (seg == 1 ? fp6_factor : 1.0f);
     const uint8_t* src = ring + static_cast<int>(kb % kStages) * kSlot;
     uint4* dst = reinterpret_cast<uint4*>(ebuf + buf * kSlot + tid * kRowBytes);
@@ -250,13 +263,87 @@ __global__ void __launch_bounds__(kThreads, MIN_CTAS) gemm_fp8_v6(Fp8GemmArgs p)
   unsigned sc_next = nkb > 0 ? load_scale(0) : 0u;
   cp_async_wait<kStages - 2>();  // stage 0 (own copies)
   if (nkb > 0) convert(0, sc_next);
+  [[maybe_unused]] float t64b[64];  // v9: the temporary of odd blocks
   if (WG && nkb > 0) {  // t64 is defined by the first wgmma (scale-d = 0 ignores its input)
 #pragma unroll
-    for (int i = 0; i < 64; ++i) asm volatile("" : "=f"(t64[i]));
+    for (int i = 0; i < 64; ++i) asm volatile("" : "=f"(t64[i]), "=f"(t64b[i]));
   }
   if (nkb > 1) sc_next = load_scale(1);
 
   const int q = lane & 3, r8 = lane >> 2;
+  if constexpr (MODE == 3) {
+    // v9: block kb's wgmma runs while this warpgroup converts stage kb + 1 and promotes block kb - 1.
+    const int g = warp >> 2, m = g * 64 + (warp & 3) * 16 + r8;
+    auto promote = [&](const float (&t)[64], const float* sc) {
+      const float sa0 = sc[m], sa1 = sc[m + 8];
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const float2 sb = *reinterpret_cast<const float2*>(sc + kBM + j * 8 + 2 * q);
+        acc[4 * j + 0] = fmaf(t[4 * j + 0] * sa0, sb.x, acc[4 * j + 0]);
+        acc[4 * j + 1] = fmaf(t[4 * j + 1] * sa0, sb.y, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(t[4 * j + 2] * sa1, sb.x, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(t[4 * j + 3] * sa1, sb.y, acc[4 * j + 3]);
+      }
+    };
+    bool pending = false;  // block kb - 1 ran on wgmma and is not promoted yet (uniform over the CTA)
+    auto step = [&](auto parity, int64_t kb) {
+      float(&tc)[64] = decltype(parity)::value == 0 ? t64 : t64b;  // this block's temporary
+      float(&tp)[64] = decltype(parity)::value == 0 ? t64b : t64;  // block kb - 1's
+      cp_async_wait<kStages - 3>();
+      fence_proxy_async();
+      __syncthreads();  // stage kb converted by all; block kb - 2's wgmmas and reads all done
+      if (kb + kStages - 1 < nkb) issue(kb + kStages - 1);
+      cp_async_commit();
+      int64_t lb;
+      const int seg = seg_of(p, kb, lb);
+      const int buf = static_cast<int>(kb % NB);
+      const uint8_t* tile = seg == 2 ? ring + static_cast<int>(kb % kStages) * kSlot : ebuf + buf * kSlot;
+      const float* sc = sscale + buf * (kBM + kBN);
+      const bool on_wgmma = seg == 0 || (seg == 1 && p.fp6_e2m3);
+      // The wgmma is issued for every block (straight-line code, so that ptxas keeps it asynchronous);
+      // E3M2 / FP8 blocks discard its result. For FP8 it reads the E4M3 buffer, not the ring slot
+      // (which the copy of block kb + 4 reuses before this wgmma is waited for).
+      const uint8_t* wtile = ebuf + buf * kSlot;
+      wgmma_fence();
+      wgmma_m64n128k32_e4m3(tc, smem_desc_sw32(wtile + g * 64 * kRowBytes), smem_desc_sw32(wtile + kBM * kRowBytes));
+      wgmma_commit();
+      if (kb + 1 < nkb) {
+        convert(kb + 1, sc_next);
+        if (kb + 2 < nkb) sc_next = load_scale(kb + 2);
+      }
+      wgmma_wait1();  // block kb - 1's wgmma done
+      if (pending) promote(tp, sscale + static_cast<int>((kb - 1) % NB) * (kBM + kBN));
+      pending = on_wgmma;
+      if (!on_wgmma) {  // E3M2 / FP8 block: mma.sync on the swizzled tile, straight into acc
+        auto ld8 = [&](int r) {
+          return *reinterpret_cast<const uint2*>(tile + r * kRowBytes + (((q >> 1) ^ ((r >> 2) & 1)) << 4) + ((q & 1) << 3));
+        };
+        const float sa0 = sc[m], sa1 = sc[m + 8];
+        const uint2 a0 = ld8(m), a1 = ld8(m + 8);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          const uint2 b = ld8(kBM + j * 8 + r8);
+          float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          mma_e4m3(t, a0.x, a1.x, a0.y, a1.y, b.x, b.y);
+          const float2 sb = *reinterpret_cast<const float2*>(sc + kBM + j * 8 + 2 * q);
+          acc[4 * j + 0] = fmaf(t[0] * sa0, sb.x, acc[4 * j + 0]);
+          acc[4 * j + 1] = fmaf(t[1] * sa0, sb.y, acc[4 * j + 1]);
+          acc[4 * j + 2] = fmaf(t[2] * sa1, sb.x, acc[4 * j + 2]);
+          acc[4 * j + 3] = fmaf(t[3] * sa1, sb.y, acc[4 * j + 3]);
+        }
+      }
+    };
+    for (int64_t kb = 0; kb < nkb; kb += 2) {
+      step(std::integral_constant<int, 0>{}, kb);
+      if (kb + 1 < nkb) step(std::integral_constant<int, 1>{}, kb + 1);
+    }
+    wgmma_wait0();
+    if (pending) {
+      const float* sc = sscale + static_cast<int>((nkb - 1) % NB) * (kBM + kBN);
+      if ((nkb - 1) & 1) promote(t64b, sc);
+      else promote(t64, sc);
+    }
+  } else
   for (int64_t kb = 0; kb < nkb; ++kb) {
     cp_async_wait<kStages - 3>();  // stage kb + 1 landed (own copies)
     if constexpr (WG) fence_proxy_async();
@@ -270,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, MIN_CTAS) gemm_fp8_v6(Fp8GemmArgs p)
 
     int64_t lb;
     const int seg = seg_of(p, kb, lb);
-    const int buf = static_cast<int>(kb & 1);
+    const int buf = static_cast<int>(kb % NB);
     const uint8_t* tile = seg == 2 ? ring + static_cast<int>(kb % kStages) * kSlot : ebuf + buf * kSlot;
     const float* sc = sscale + buf * (kBM + kBN);
     if constexpr (WG) {
@@ -365,19 +452,21 @@ void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   const int64_t gx = (p.N + kBN - 1) / kBN, gy = (p.M + kBM - 1) / kBM;
   MM_CUDA_REQUIRE(gy <= 65535, "mx_mixed_gemm: M too large for the grid");
   static const bool attr_set = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_v6<MIN_CTAS, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_v6<MIN_CTAS, MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       smem_bytes(MODE)));
     MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_fp8_v6<MIN_CTAS, MODE>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attr_set;
-  gemm_fp8_v6<MIN_CTAS, MODE><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), kThreads, kSmem, stream>>>(p);
+  gemm_fp8_v6<MIN_CTAS, MODE><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), kThreads, smem_bytes(MODE), stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
 void mx_mixed_gemm_fp8_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream) {
-  if (variant == 8) launch<1, 2>(p, stream);
+  if (variant == 9) launch<1, 3>(p, stream);
+  else if (variant == 8) launch<1, 2>(p, stream);
   else if (variant == 7) launch<2, 0>(p, stream);
   else launch<1, 0>(p, stream);
 }

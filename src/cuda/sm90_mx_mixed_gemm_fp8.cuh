@@ -18,7 +18,7 @@ struct Fp8GemmArgs {
 
 // variant: 6 (128x128 tile, 8 warps, mma.sync, 1 CTA per SM), 7 (the same capped at 128 registers,
 // 2 CTAs per SM), 8 (wgmma for FP4/E2M3 blocks, mma.sync for E3M2/FP8,
-// two warpgroups). Asynchronous on stream.
+// two warpgroups), 9 (v8 with the wgmma of block kb overlapping the promotion of block kb - 1). Asynchronous on stream.
 void mx_mixed_gemm_fp8_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
 
 }  // namespace micromix::cuda
