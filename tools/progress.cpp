@@ -15,7 +15,7 @@ Progress::~Progress() {
 }
 
 void Progress::update(int64_t done, int64_t total, const std::string& extra) {
-  const std::string line = fmt::format("{}: {}/{}{}{}", label_, done, total, extra.empty() ? "" : "  ", extra);
+  const std::string line = fmt::format("{} {}/{}{}{}", label_, done, total, extra.empty() ? "" : "  ", extra);
   if (tty_) {
     fmt::print(stderr, "\r{}\033[K", line);  // \033[K clears what a longer previous line left
     open_ = true;
@@ -33,7 +33,7 @@ void Progress::finish(const std::string& suffix) {
     fmt::print(stderr, "{}\n", suffix);
     open_ = false;
   } else if (!suffix.empty()) {
-    fmt::print(stderr, "{}: done{}\n", label_, suffix);
+    fmt::print(stderr, "{} done{}\n", label_.substr(0, label_.rfind(' ')), suffix);  // "what: done"
   }
   std::fflush(stderr);
 }

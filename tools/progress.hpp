@@ -13,7 +13,7 @@ class Progress {
   ~Progress();  // ends the line if update() printed one
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
-  // "label: done/total  extra"
+  // "label done/total  extra"
   void update(int64_t done, int64_t total, const std::string& extra = {});
   // Ends the line, with `suffix` appended (e.g. the elapsed time).
   void finish(const std::string& suffix = {});
