@@ -32,6 +32,30 @@ struct MxMixedDeviceOut {
 void mx_reorder_quantize(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
                          mx::ScaleRule rule, mx::Rounding r, void* stream);
 
+// ---- fused prologue + reorder + quantize (mx_fused_quantize.cu) ----------------------------------
+// Both compute a bf16 row in FP32 arithmetic, round it to bf16 (round to nearest even; NaN stays
+// NaN) and quantize that bf16 row exactly as mx_reorder_quantize would: the unfused pipeline stores
+// bf16 activations, so the fused op quantizes exactly what the unfused one would have quantized,
+// without writing or re-reading them. K = out.split.cols(), a multiple of 32, K <= 102400.
+// The FP32 arithmetic is fixed (src/cuda/fused_prologue_math.hpp, bit-reproducible on the host):
+//   RMSNorm: ss = sum of x^2 over the row by fmaf in a fixed order (256 per-thread partial sums
+//     over 8-element chunks t, t + 256, ..., a warp xor-butterfly, then the 8 warp sums in order);
+//     inv = 1 / sqrtf(ss / K + eps); y = bf16((x * inv) * w).
+//   SwiGLU: y = bf16((g / (1 + e)) * u) with e = micromix's own FP32 exp(-g) (Cody-Waite + degree-7
+//     polynomial, within ~2 ulp of exp; not CUDA's expf, so that host references can match).
+// Each input element is read once from global memory. Same conventions as mx_reorder_quantize
+// (device pointers, 16-byte aligned inputs, asynchronous on stream, perm not validated).
+enum class WeightType { bf16, f32 };
+// x (M, K) bf16 row-major; weight (K) bf16 or f32 per wtype.
+void mx_rmsnorm_reorder_quantize(const uint16_t* d_x, int64_t M, const void* d_weight, WeightType wtype, float eps,
+                                 const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                 void* stream);
+// gate and up (M, K) bf16 with row stride ld elements (ld >= K, multiple of 8): two separate
+// buffers (ld = K), or one (M, 2K) gate|up buffer (up = gate + K, ld = 2K).
+void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, int64_t ld, int64_t M,
+                                const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                void* stream);
+
 enum class OutType { bf16, f32 };
 
 // Mixed GEMM: y (M, N) = dequant(a) (M, K) . dequant(w) (N, K)^T with FP32 accumulation of all
@@ -62,5 +86,15 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
                                            std::span<const int32_t> perm, const mx::MixedSplit& split,
                                            mx::ScaleRule rule, mx::Rounding r);
+
+// Fused ops on host data (poisoned device outputs). weight: K bf16 or f32 values as bytes.
+mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
+                                                   std::span<const uint8_t> weight, WeightType wtype, float eps,
+                                                   std::span<const int32_t> perm, const mx::MixedSplit& split,
+                                                   mx::ScaleRule rule, mx::Rounding r);
+// gate_up: packed = true: (M, 2K), row i = gate row | up row; false: gate (M, K) then up (M, K).
+mx::MxMixedMatrix mx_swiglu_reorder_quantize_host(std::span<const uint16_t> gate_up, int64_t M, int64_t K, bool packed,
+                                                  std::span<const int32_t> perm, const mx::MixedSplit& split,
+                                                  mx::ScaleRule rule, mx::Rounding r);
 
 }  // namespace micromix::cuda

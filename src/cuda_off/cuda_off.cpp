@@ -34,6 +34,24 @@ mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, i
                                            const mx::MixedSplit&, mx::ScaleRule, mx::Rounding) {
   fail("mx_reorder_quantize: micromix was built without CUDA");
 }
+void mx_rmsnorm_reorder_quantize(const uint16_t*, int64_t, const void*, WeightType, float, const int32_t*,
+                                 const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*) {
+  fail("mx_rmsnorm_reorder_quantize: micromix was built without CUDA");
+}
+void mx_swiglu_reorder_quantize(const uint16_t*, const uint16_t*, int64_t, int64_t, const int32_t*,
+                                const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*) {
+  fail("mx_swiglu_reorder_quantize: micromix was built without CUDA");
+}
+mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const uint8_t>,
+                                                   WeightType, float, std::span<const int32_t>, const mx::MixedSplit&,
+                                                   mx::ScaleRule, mx::Rounding) {
+  fail("mx_rmsnorm_reorder_quantize: micromix was built without CUDA");
+}
+mx::MxMixedMatrix mx_swiglu_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, bool,
+                                                  std::span<const int32_t>, const mx::MixedSplit&, mx::ScaleRule,
+                                                  mx::Rounding) {
+  fail("mx_swiglu_reorder_quantize: micromix was built without CUDA");
+}
 // Test hooks (cuda/mx_kernel_versions.hpp).
 int reorder_quantize_versions() { return 0; }
 void set_reorder_quantize_version(int v) {

@@ -1,0 +1,371 @@
+// Fused prologue + reorder + MX quantization (cuda_mx.hpp): RMSNorm or SwiGLU computed in FP32 and
+// rounded to bf16 (what the unfused pipeline would store), then permuted and quantized into the
+// FP4 | FP6 | FP8 segments exactly as mx_reorder_quantize (bit-identical to mx::quantize_mixed on
+// that bf16 row). The prologue arithmetic is in fused_prologue_math.hpp, shared with the tests'
+// host references (bit-exact, including the RMSNorm sum order described below).
+//
+// One CTA (256 threads) per row:
+//  1. stage: thread t reads 16-byte chunks t, t + 256, ... of the row(s) once from global memory;
+//     RMSNorm: x goes to shared memory and t accumulates fmaf(x, x, acc) over its chunks in order
+//     (elements 0..7 of a chunk in order), then a warp butterfly (xor 16, 8, 4, 2, 1; a + b is
+//     commutative so every lane holds the same sum), then the 8 warp sums added in warp order;
+//     each thread then rewrites its own chunks as bf16((x * inv_rms) * w).
+//     SwiGLU: gate and up chunks -> bf16(silu(gate) * up) in shared memory.
+//  2. quantize (as mx_reorder_quantize v1): warp w takes permuted MX blocks w, w + 8, ...; lane e
+//     gathers element perm[32 b + e] from shared memory; warp max; E8M0 scale; encode; lanes
+//     combine codes with shuffles so that every output byte is written once.
+// NOTES: phase 2 is v1's quantizer (instruction-bound, see bench/GPU_NOTES.md); a v3-style
+// multi-row quantizer would be faster.
+#include <cuda_bf16.h>
+
+#include <memory>
+
+#include "cuda/fused_prologue_math.hpp"
+#include "cuda/mx_mixed_device.cuh"
+
+namespace micromix::cuda {
+namespace {
+
+using mixed::Fmt;
+constexpr int kThreads = fused::kRmsThreads;
+
+enum class Prologue { rms_bf16w, rms_f32w, swiglu };
+
+struct FusedArgs {
+  const uint16_t* a;  // RMSNorm: x (M, K); SwiGLU: gate rows with stride ld
+  const uint16_t* b;  // SwiGLU: up rows with stride ld
+  const void* w;      // RMSNorm weight (K), bf16 or f32
+  const int32_t* perm;
+  int64_t K, ld;
+  float eps;
+  int64_t blocks4, blocks6;
+  uint8_t* codes[3];
+  uint8_t* scales[3];
+  int64_t row_bytes[3];
+  int64_t seg_blocks[3];
+  Fmt fmt[3];
+  int ceil_rule, away;
+};
+
+// E8M0 scale code from a block's max |x| as float bits (finite): mx::block_scale, both rules.
+__device__ __forceinline__ unsigned scale_code(uint32_t b, int emax, float max_normal, bool ceil_rule) {
+  if (b == 0) return ceil_rule ? 127u : 0u;
+  int ilog;
+  uint32_t frac;
+  if (b >= 0x00800000u) {
+    ilog = static_cast<int>(b >> 23) - 127;
+    frac = b & 0x7fffffu;
+  } else {
+    const int lz = __clz(static_cast<int>(b));
+    ilog = (31 - lz) - 149;
+    frac = (b << (lz - 8)) & 0x7fffffu;
+  }
+  // ceil: amax = A 2^ilog, max_normal = Q 2^emax: ilog - emax + (A > Q).
+  const uint32_t max_frac = __float_as_uint(max_normal) & 0x7fffffu;
+  int e = ilog - emax + (ceil_rule && frac > max_frac ? 1 : 0);
+  e = max(e, -127);
+  e = min(e, 127 - emax);
+  return static_cast<unsigned>(e + 127);
+}
+
+// Element code of v (already divided by the block scale, finite): nearest on the element grid,
+// saturating (the CPU encoder's definition; same arithmetic as mx_reorder_quantize v1).
+__device__ __forceinline__ unsigned encode(const Fmt& f, float v, bool away) {
+  const uint32_t bits = __float_as_uint(v);
+  const uint32_t sign = bits >> 31;
+  const float a = __uint_as_float(bits & 0x7fffffffu);
+  uint32_t mag;
+  if (!(a < f.max_normal)) {
+    mag = static_cast<uint32_t>(f.max_code);
+  } else {
+    const int emin = 1 - f.bias;
+    int e = static_cast<int>((bits >> 23) & 0xffu) - 127;
+    if (e < emin) e = emin;
+    const float r = a * __uint_as_float(static_cast<uint32_t>(127 + f.mbits - e) << 23);
+    const float fl = floorf(r);
+    const float fr = r - fl;
+    uint32_t q = static_cast<uint32_t>(fl);
+    const bool up = fr > 0.5f || (fr == 0.5f && (away || (q & 1u)));
+    q += up ? 1u : 0u;
+    mag = (static_cast<uint32_t>(e - emin) << f.mbits) + q;
+    if (mag > static_cast<uint32_t>(f.max_code)) mag = static_cast<uint32_t>(f.max_code);
+  }
+  return mag | (sign << (f.bits - 1));
+}
+
+__device__ __forceinline__ float lo_f(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float hi_f(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ uint32_t pack2(uint16_t lo, uint16_t hi) { return lo | (static_cast<uint32_t>(hi) << 16); }
+
+// Weight elements 8 g .. 8 g + 7 as floats.
+template <Prologue P>
+__device__ __forceinline__ void load_weight8(const void* w, int64_t g, float (&out)[8]) {
+  if constexpr (P == Prologue::rms_f32w) {
+    const float4* p = reinterpret_cast<const float4*>(w) + 2 * g;
+    const float4 a = __ldg(p), b = __ldg(p + 1);
+    out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+    out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+  } else {
+    const uint4 v = __ldg(reinterpret_cast<const uint4*>(w) + g);
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = lo_f(u[i]);
+      out[2 * i + 1] = hi_f(u[i]);
+    }
+  }
+}
+
+template <Prologue P>
+__global__ void __launch_bounds__(kThreads) fused_quantize(FusedArgs p) {
+  extern __shared__ uint4 s_raw[];
+  __shared__ float s_warp[kThreads / 32];
+  const int64_t row = blockIdx.x;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t chunks = p.K / 8;
+
+  // ---- 1. prologue into shared memory (bf16 row) ----
+  if constexpr (P == Prologue::swiglu) {
+    const uint4* g = reinterpret_cast<const uint4*>(p.a + row * p.ld);
+    const uint4* u = reinterpret_cast<const uint4*>(p.b + row * p.ld);
+    for (int64_t c = tid; c < chunks; c += kThreads) {
+      const uint4 gv = __ldg(g + c), uv = __ldg(u + c);
+      const uint32_t ga[4] = {gv.x, gv.y, gv.z, gv.w}, ua[4] = {uv.x, uv.y, uv.z, uv.w};
+      uint32_t o[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        o[i] = pack2(fused::swiglu_bf16(lo_f(ga[i]), lo_f(ua[i])), fused::swiglu_bf16(hi_f(ga[i]), hi_f(ua[i])));
+      s_raw[c] = make_uint4(o[0], o[1], o[2], o[3]);
+    }
+  } else {
+    const uint4* x = reinterpret_cast<const uint4*>(p.a + row * p.K);
+    float acc = 0.0f;
+    for (int64_t c = tid; c < chunks; c += kThreads) {
+      const uint4 v = __ldg(x + c);
+      s_raw[c] = v;
+      const uint32_t a[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float l = lo_f(a[i]), h = hi_f(a[i]);
+        acc = fmaf(l, l, acc);
+        acc = fmaf(h, h, acc);
+      }
+    }
+#pragma unroll
+    for (int o = 16; o >= 1; o >>= 1) acc = acc + __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) s_warp[warp] = acc;
+    __syncthreads();
+    float total = s_warp[0];
+#pragma unroll
+    for (int w = 1; w < kThreads / 32; ++w) total = total + s_warp[w];
+    const float inv = fused::inv_rms(total, p.K, p.eps);
+    for (int64_t c = tid; c < chunks; c += kThreads) {  // the thread's own chunks: no sync needed
+      const uint4 v = s_raw[c];
+      float w[8];
+      load_weight8<P>(p.w, c, w);
+      const uint32_t a[4] = {v.x, v.y, v.z, v.w};
+      uint32_t o[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        o[i] = pack2(fused::rmsnorm_bf16(lo_f(a[i]), inv, w[2 * i]), fused::rmsnorm_bf16(hi_f(a[i]), inv, w[2 * i + 1]));
+      s_raw[c] = make_uint4(o[0], o[1], o[2], o[3]);
+    }
+  }
+  __syncthreads();
+
+  // ---- 2. reorder + quantize from shared memory ----
+  const uint16_t* s_row = reinterpret_cast<const uint16_t*>(s_raw);
+  const int64_t nblocks = p.K / 32;
+  for (int64_t b = warp; b < nblocks; b += kThreads / 32) {
+    const int seg = b < p.blocks4 ? 0 : b < p.blocks4 + p.blocks6 ? 1 : 2;
+    const int64_t lb = b - (seg == 0 ? 0 : seg == 1 ? p.blocks4 : p.blocks4 + p.blocks6);
+    const Fmt f = p.fmt[seg];
+    const float x = __uint_as_float(static_cast<uint32_t>(s_row[__ldg(p.perm + b * 32 + lane)]) << 16);
+    const uint32_t amax_bits = __reduce_max_sync(0xffffffffu, __float_as_uint(x) & 0x7fffffffu);
+    unsigned s, c;
+    if (amax_bits >= 0x7f800000u) {  // NaN or Inf in the block: NaN scale, zero codes (OCP)
+      s = 0xFFu;
+      c = 0;
+    } else {
+      s = scale_code(amax_bits, f.emax, f.max_normal, p.ceil_rule);
+      // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254.
+      const float inv = s <= 253u ? __uint_as_float((254u - s) << 23) : __uint_as_float(0x00400000u);
+      c = encode(f, x * inv, p.away);
+    }
+    uint8_t* out = p.codes[seg] + row * p.row_bytes[seg];
+    if (lane == 0) p.scales[seg][row * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(s);
+    if (f.bits == 4) {
+      const unsigned hi = __shfl_down_sync(0xffffffffu, c, 1);
+      if ((lane & 1) == 0) out[lb * 16 + lane / 2] = static_cast<uint8_t>(c | (hi << 4));
+    } else if (f.bits == 6) {
+      const unsigned c1 = __shfl_down_sync(0xffffffffu, c, 1);
+      const unsigned c2 = __shfl_down_sync(0xffffffffu, c, 2);
+      const unsigned c3 = __shfl_down_sync(0xffffffffu, c, 3);
+      if ((lane & 3) == 0) {
+        const unsigned w = c | (c1 << 6) | (c2 << 12) | (c3 << 18);
+        uint8_t* o = out + lb * 24 + (lane / 4) * 3;
+        o[0] = static_cast<uint8_t>(w);
+        o[1] = static_cast<uint8_t>(w >> 8);
+        o[2] = static_cast<uint8_t>(w >> 16);
+      }
+    } else {
+      out[lb * 32 + lane] = static_cast<uint8_t>(c);
+    }
+  }
+}
+
+// Validates the output description and fills the quantizer's part of the arguments.
+FusedArgs make_args(const char* op, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule,
+                    mx::Rounding r) {
+  const mx::MixedSplit& s = out.split;
+  const std::string name = op;
+  for (int i = 0; i < mx::kSegments; ++i)
+    MM_CUDA_REQUIRE(s.count(i) >= 0 && s.count(i) % mx::kBlock == 0, name + ": segment sizes must be multiples of 32");
+  MM_CUDA_REQUIRE(s.fp6 == mx::ElemFormat::fp6_e3m2 || s.fp6 == mx::ElemFormat::fp6_e2m3, name + ": FP6 must be E3M2 or E2M3");
+  MM_CUDA_REQUIRE(M == out.rows && M >= 0, name + ": M does not match out.rows");
+  MM_CUDA_REQUIRE(M <= 0x7fffffff, name + ": M too large");
+  const int64_t K = s.cols();
+  MM_CUDA_REQUIRE(K * 2 <= 200 * 1024, name + ": K = " + std::to_string(K) + " is too large for one row in shared memory");
+  MM_CUDA_REQUIRE(K == 0 || M == 0 || d_perm != nullptr, name + ": perm is null");
+  FusedArgs p{};
+  p.perm = d_perm;
+  p.K = K;
+  p.ld = K;
+  p.blocks4 = s.n4 / 32;
+  p.blocks6 = s.n6 / 32;
+  for (int i = 0; i < mx::kSegments; ++i) {
+    p.codes[i] = out.codes[i];
+    p.scales[i] = out.scales[i];
+    p.row_bytes[i] = static_cast<int64_t>(mx::packed_row_bytes(s.format(i), s.count(i)));
+    p.seg_blocks[i] = s.count(i) / mx::kBlock;
+    p.fmt[i] = mixed::fmt_of(s.format(i));
+  }
+  p.ceil_rule = rule == mx::ScaleRule::ceil;
+  p.away = r == mx::Rounding::away;
+  return p;
+}
+
+template <Prologue P>
+void launch(const FusedArgs& p, int64_t M, cudaStream_t stream) {
+  const size_t smem = static_cast<size_t>(p.K) * 2;
+  static const bool attrs_set = [] {
+    MM_CUDA_CHECK(cudaFuncSetAttribute(fused_quantize<P>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    return true;
+  }();
+  (void)attrs_set;
+  fused_quantize<P><<<static_cast<unsigned>(M), kThreads, smem, stream>>>(p);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void mx_rmsnorm_reorder_quantize(const uint16_t* d_x, int64_t M, const void* d_weight, WeightType wtype, float eps,
+                                 const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                 void* stream) {
+  FusedArgs p = make_args("mx_rmsnorm_reorder_quantize", M, d_perm, out, rule, r);
+  if (M == 0 || p.K == 0) return;
+  MM_CUDA_REQUIRE(mixed::aligned16(d_x) && mixed::aligned16(d_weight),
+                  "mx_rmsnorm_reorder_quantize: x and weight must be 16-byte aligned");
+  p.a = d_x;
+  p.w = d_weight;
+  p.eps = eps;
+  if (wtype == WeightType::f32) launch<Prologue::rms_f32w>(p, M, static_cast<cudaStream_t>(stream));
+  else launch<Prologue::rms_bf16w>(p, M, static_cast<cudaStream_t>(stream));
+}
+
+void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, int64_t ld, int64_t M,
+                                const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                void* stream) {
+  FusedArgs p = make_args("mx_swiglu_reorder_quantize", M, d_perm, out, rule, r);
+  if (M == 0 || p.K == 0) return;
+  MM_CUDA_REQUIRE(ld >= p.K && ld % 8 == 0, "mx_swiglu_reorder_quantize: ld must be >= K and a multiple of 8");
+  MM_CUDA_REQUIRE(mixed::aligned16(d_gate) && mixed::aligned16(d_up),
+                  "mx_swiglu_reorder_quantize: gate and up must be 16-byte aligned");
+  p.a = d_gate;
+  p.b = d_up;
+  p.ld = ld;
+  launch<Prologue::swiglu>(p, M, static_cast<cudaStream_t>(stream));
+}
+
+// ---- host conveniences ----
+namespace {
+
+// Output matrix with poisoned device buffers; run(out) launches; copies back.
+template <class Run>
+mx::MxMixedMatrix run_host(int64_t M, int64_t K, std::span<const int32_t> perm, const mx::MixedSplit& split, Run run) {
+  mx::MxMixedMatrix m;
+  m.rows = M;
+  m.cols = K;
+  m.split = split;
+  m.perm.assign(perm.begin(), perm.end());
+  DeviceBuffer<int32_t> dp(perm.size());
+  if (!perm.empty()) MM_CUDA_CHECK(cudaMemcpy(dp.ptr, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
+  std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
+  MxMixedDeviceOut out;
+  out.rows = M;
+  out.split = split;
+  for (int s = 0; s < mx::kSegments; ++s) {
+    mx::MxMatrix& g = m.seg[s];
+    g.format = split.format(s);
+    g.rows = M;
+    g.cols = split.count(s);
+    g.codes.resize(static_cast<size_t>(M) * g.row_bytes());
+    g.scales.resize(static_cast<size_t>(M * g.blocks_per_row()));
+    codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
+    scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
+    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemset(codes[s]->ptr, 0xA5, g.codes.size()));  // poison
+    if (!g.scales.empty()) MM_CUDA_CHECK(cudaMemset(scales[s]->ptr, 0x5A, g.scales.size()));
+    out.codes[s] = codes[s]->ptr;
+    out.scales[s] = scales[s]->ptr;
+  }
+  run(dp.ptr, out);
+  MM_CUDA_CHECK(cudaDeviceSynchronize());
+  for (int s = 0; s < mx::kSegments; ++s) {
+    mx::MxMatrix& g = m.seg[s];
+    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemcpy(g.codes.data(), codes[s]->ptr, g.codes.size(), cudaMemcpyDeviceToHost));
+    if (!g.scales.empty())
+      MM_CUDA_CHECK(cudaMemcpy(g.scales.data(), scales[s]->ptr, g.scales.size(), cudaMemcpyDeviceToHost));
+  }
+  return m;
+}
+
+template <class T>
+std::unique_ptr<DeviceBuffer<T>> to_device(std::span<const T> h) {
+  auto d = std::make_unique<DeviceBuffer<T>>(h.size());
+  if (!h.empty()) MM_CUDA_CHECK(cudaMemcpy(d->ptr, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+}  // namespace
+
+mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
+                                                   std::span<const uint8_t> weight, WeightType wtype, float eps,
+                                                   std::span<const int32_t> perm, const mx::MixedSplit& split,
+                                                   mx::ScaleRule rule, mx::Rounding r) {
+  const size_t wbytes = static_cast<size_t>(K) * (wtype == WeightType::f32 ? 4 : 2);
+  MM_CUDA_REQUIRE(M >= 0 && K >= 0 && x.size() == static_cast<size_t>(M * K), "mx_rmsnorm_reorder_quantize_host: x size");
+  MM_CUDA_REQUIRE(weight.size() == wbytes, "mx_rmsnorm_reorder_quantize_host: weight size");
+  MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_rmsnorm_reorder_quantize_host: perm/split size");
+  const auto dx = to_device(x);
+  const auto dw = to_device(weight);
+  return run_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
+    mx_rmsnorm_reorder_quantize(dx->ptr, M, dw->ptr, wtype, eps, dp, out, rule, r, nullptr);
+  });
+}
+
+mx::MxMixedMatrix mx_swiglu_reorder_quantize_host(std::span<const uint16_t> gate_up, int64_t M, int64_t K, bool packed,
+                                                  std::span<const int32_t> perm, const mx::MixedSplit& split,
+                                                  mx::ScaleRule rule, mx::Rounding r) {
+  MM_CUDA_REQUIRE(M >= 0 && K >= 0 && gate_up.size() == static_cast<size_t>(2 * M * K),
+                  "mx_swiglu_reorder_quantize_host: gate_up size");
+  MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_swiglu_reorder_quantize_host: perm/split size");
+  const auto d = to_device(gate_up);
+  const uint16_t* gate = d->ptr;
+  const uint16_t* up = packed ? d->ptr + K : d->ptr + M * K;
+  const int64_t ld = packed ? 2 * K : K;
+  return run_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
+    mx_swiglu_reorder_quantize(gate, up, ld, M, dp, out, rule, r, nullptr);
+  });
+}
+
+}  // namespace micromix::cuda
