@@ -11,11 +11,11 @@
 //     commutative so every lane holds the same sum), then the 8 warp sums added in warp order;
 //     each thread then rewrites its own chunks as bf16((x * inv_rms) * w).
 //     SwiGLU: gate and up chunks -> bf16(silu(gate) * up) in shared memory.
-//  2. quantize (as mx_reorder_quantize v1): warp w takes permuted MX blocks w, w + 8, ...; lane e
-//     gathers element perm[32 b + e] from shared memory; warp max; E8M0 scale; encode; lanes
-//     combine codes with shuffles so that every output byte is written once.
-// NOTES: phase 2 is v1's quantizer (instruction-bound, see bench/GPU_NOTES.md); a v3-style
-// multi-row quantizer would be faster.
+//  2. quantize: a thread per 8 permuted columns (a quarter MX block, as mx_reorder_quantize v3
+//     with one row), gathered from shared memory; block max over 4 lanes; E8M0 scale; v1's encoder
+//     (floor-based, both roundings); byte stores of the packed codes.
+// NOTES: one row per CTA and the generic encoder; v3-v6's multi-row staging and integer/hardware
+// encoders would be faster (bench/GPU_NOTES.md).
 #include <cuda_bf16.h>
 
 #include <memory>
@@ -174,42 +174,64 @@ __global__ void __launch_bounds__(kThreads) fused_quantize(FusedArgs p) {
   __syncthreads();
 
   // ---- 2. reorder + quantize from shared memory ----
+  // A lane owns unit u = 8 permuted columns = quarter q of MX block u / 4; the block max takes two
+  // shuffles. Loop bounds are warp-uniform so that every lane takes part in the shuffles; units
+  // come in whole blocks (K % 32 == 0), so the 4 lanes of a block are all active or all not.
   const uint16_t* s_row = reinterpret_cast<const uint16_t*>(s_raw);
-  const int64_t nblocks = p.K / 32;
-  for (int64_t b = warp; b < nblocks; b += kThreads / 32) {
+  const int64_t units = p.K / 8;
+  for (int64_t u0 = static_cast<int64_t>(warp) * 32; u0 < units; u0 += kThreads) {
+    const int64_t u = u0 + lane;
+    const bool active = u < units;
+    const int64_t b = u >> 2;
+    const int q = static_cast<int>(u & 3);
+    float v[8];
+    uint32_t am = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t h = active ? s_row[__ldg(p.perm + 8 * u + i)] : 0u;
+      v[i] = __uint_as_float(h << 16);
+      am = max(am, h & 0x7fffu);
+    }
+    am = max(am, __shfl_xor_sync(0xffffffffu, am, 1));
+    am = max(am, __shfl_xor_sync(0xffffffffu, am, 2));
+    if (!active) continue;
     const int seg = b < p.blocks4 ? 0 : b < p.blocks4 + p.blocks6 ? 1 : 2;
     const int64_t lb = b - (seg == 0 ? 0 : seg == 1 ? p.blocks4 : p.blocks4 + p.blocks6);
     const Fmt f = p.fmt[seg];
-    const float x = __uint_as_float(static_cast<uint32_t>(s_row[__ldg(p.perm + b * 32 + lane)]) << 16);
-    const uint32_t amax_bits = __reduce_max_sync(0xffffffffu, __float_as_uint(x) & 0x7fffffffu);
-    unsigned s, c;
+    const uint32_t amax_bits = am << 16;
+    unsigned s, c[8];
     if (amax_bits >= 0x7f800000u) {  // NaN or Inf in the block: NaN scale, zero codes (OCP)
       s = 0xFFu;
-      c = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) c[i] = 0;
     } else {
       s = scale_code(amax_bits, f.emax, f.max_normal, p.ceil_rule);
       // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254.
       const float inv = s <= 253u ? __uint_as_float((254u - s) << 23) : __uint_as_float(0x00400000u);
-      c = encode(f, x * inv, p.away);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) c[i] = encode(f, v[i] * inv, p.away);
     }
+    if (q == 0) p.scales[seg][row * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(s);
+    // Byte stores (no alignment demands on the caller's code pointers); a warp's bytes are contiguous.
     uint8_t* out = p.codes[seg] + row * p.row_bytes[seg];
-    if (lane == 0) p.scales[seg][row * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(s);
     if (f.bits == 4) {
-      const unsigned hi = __shfl_down_sync(0xffffffffu, c, 1);
-      if ((lane & 1) == 0) out[lb * 16 + lane / 2] = static_cast<uint8_t>(c | (hi << 4));
+      uint8_t* o = out + lb * 16 + 4 * q;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) o[i] = static_cast<uint8_t>(c[2 * i] | (c[2 * i + 1] << 4));
     } else if (f.bits == 6) {
-      const unsigned c1 = __shfl_down_sync(0xffffffffu, c, 1);
-      const unsigned c2 = __shfl_down_sync(0xffffffffu, c, 2);
-      const unsigned c3 = __shfl_down_sync(0xffffffffu, c, 3);
-      if ((lane & 3) == 0) {
-        const unsigned w = c | (c1 << 6) | (c2 << 12) | (c3 << 18);
-        uint8_t* o = out + lb * 24 + (lane / 4) * 3;
-        o[0] = static_cast<uint8_t>(w);
-        o[1] = static_cast<uint8_t>(w >> 8);
-        o[2] = static_cast<uint8_t>(w >> 16);
-      }
+      const uint32_t lo = c[0] | (c[1] << 6) | (c[2] << 12) | (c[3] << 18);
+      const uint32_t hi = c[4] | (c[5] << 6) | (c[6] << 12) | (c[7] << 18);
+      uint8_t* o = out + lb * 24 + 6 * q;
+      o[0] = static_cast<uint8_t>(lo);
+      o[1] = static_cast<uint8_t>(lo >> 8);
+      o[2] = static_cast<uint8_t>(lo >> 16);
+      o[3] = static_cast<uint8_t>(hi);
+      o[4] = static_cast<uint8_t>(hi >> 8);
+      o[5] = static_cast<uint8_t>(hi >> 16);
     } else {
-      out[lb * 32 + lane] = static_cast<uint8_t>(c);
+      uint8_t* o = out + lb * 32 + 8 * q;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = static_cast<uint8_t>(c[i]);
     }
   }
 }
