@@ -12,8 +12,8 @@
 //     each thread then rewrites its own chunks as bf16((x * inv_rms) * w).
 //     SwiGLU: gate and up chunks -> bf16(silu(gate) * up) in shared memory.
 //  2. quantize: a thread per 8 permuted columns (a quarter MX block, as mx_reorder_quantize v3
-//     with one row), gathered from shared memory; block max over 4 lanes; E8M0 scale; v1's encoder
-//     (floor-based, both roundings); byte stores of the packed codes.
+//     with one row), gathered from shared memory; block max over 4 lanes; E8M0 scale; v4's float-adder
+//     encoder for ties to even (v1's floor-based one for ties away); byte stores of the codes.
 // NOTES: one row per CTA and the generic encoder; v3-v6's multi-row staging and integer/hardware
 // encoders would be faster (bench/GPU_NOTES.md).
 #include <cuda_bf16.h>
@@ -44,7 +44,7 @@ struct FusedArgs {
   int64_t row_bytes[3];
   int64_t seg_blocks[3];
   Fmt fmt[3];
-  int ceil_rule, away;
+  int ceil_rule, away, fp6_e2m3;
 };
 
 // E8M0 scale code from a block's max |x| as float bits (finite): mx::block_scale, both rules.
@@ -91,6 +91,43 @@ __device__ __forceinline__ unsigned encode(const Fmt& f, float v, bool away) {
     if (mag > static_cast<uint32_t>(f.max_code)) mag = static_cast<uint32_t>(f.max_code);
   }
   return mag | (sign << (f.bits - 1));
+}
+
+// Ties-to-even encoder on the float adder (mx_reorder_quantize v4's encode_elem_rne): with
+// e = max(exponent(|v|), emin) and M = 1.5 * 2^(e + 23 - m), bits(|v| + M) - bits(M) is |v| / 2^(e - m)
+// rounded to nearest even; code = ((e - emin) << m) + that, saturated at max_code. Fewer
+// instructions than encode(); same codes for Rounding::even (the tests check bit identity).
+template <int BITS, int MB, int EMIN, unsigned MAXC>
+__device__ __forceinline__ unsigned encode_rne(float v) {
+  constexpr int sh = 23 - MB;
+  constexpr uint32_t kEminExp = static_cast<uint32_t>(127 + EMIN) << 23;
+  constexpr uint32_t kMagic = (static_cast<uint32_t>(23 - MB) << 23) | 0x400000u;
+  const uint32_t ebits = max(__float_as_uint(v) & 0x7f800000u, kEminExp);
+  const uint32_t mbits = ebits + kMagic;
+  const float r = fabsf(v) + __uint_as_float(mbits);
+  const uint32_t mag = min(__float_as_uint(r) - mbits + ((ebits - kEminExp) >> sh), MAXC);
+  return mag | ((__float_as_uint(v) >> 31) << (BITS - 1));
+}
+
+// Codes of the 8 values v[i] * inv of a segment.
+__device__ __forceinline__ void encode8(const Fmt& f, int seg, bool e2m3, bool away, const float (&v)[8], float inv,
+                                        unsigned (&c)[8]) {
+  if (away) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = encode(f, v[i] * inv, true);
+  } else if (seg == 0) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = encode_rne<4, 1, 0, 0x07u>(v[i] * inv);
+  } else if (seg == 2) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = encode_rne<8, 3, -6, 0x7Eu>(v[i] * inv);
+  } else if (e2m3) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = encode_rne<6, 3, 0, 0x1Fu>(v[i] * inv);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) c[i] = encode_rne<6, 2, -2, 0x1Fu>(v[i] * inv);
+  }
 }
 
 __device__ __forceinline__ float lo_f(uint32_t w) { return __uint_as_float(w << 16); }
@@ -208,8 +245,7 @@ __global__ void __launch_bounds__(kThreads) fused_quantize(FusedArgs p) {
       s = scale_code(amax_bits, f.emax, f.max_normal, p.ceil_rule);
       // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254.
       const float inv = s <= 253u ? __uint_as_float((254u - s) << 23) : __uint_as_float(0x00400000u);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) c[i] = encode(f, v[i] * inv, p.away);
+      encode8(f, seg, p.fp6_e2m3, p.away, v, inv, c);
     }
     if (q == 0) p.scales[seg][row * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(s);
     // Byte stores (no alignment demands on the caller's code pointers); a warp's bytes are contiguous.
@@ -264,6 +300,7 @@ FusedArgs make_args(const char* op, int64_t M, const int32_t* d_perm, const MxMi
   }
   p.ceil_rule = rule == mx::ScaleRule::ceil;
   p.away = r == mx::Rounding::away;
+  p.fp6_e2m3 = s.fp6 == mx::ElemFormat::fp6_e2m3;
   return p;
 }
 
