@@ -22,6 +22,7 @@
 
 #include "cuda/fused_prologue_math.hpp"
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/mx_quantize_common.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -68,31 +69,6 @@ __device__ __forceinline__ unsigned scale_code(uint32_t b, int emax, float max_n
   return static_cast<unsigned>(e + 127);
 }
 
-// Element code of v (already divided by the block scale, finite): nearest on the element grid,
-// saturating (the CPU encoder's definition; same arithmetic as mx_reorder_quantize v1).
-__device__ __forceinline__ unsigned encode(const Fmt& f, float v, bool away) {
-  const uint32_t bits = __float_as_uint(v);
-  const uint32_t sign = bits >> 31;
-  const float a = __uint_as_float(bits & 0x7fffffffu);
-  uint32_t mag;
-  if (!(a < f.max_normal)) {
-    mag = static_cast<uint32_t>(f.max_code);
-  } else {
-    const int emin = 1 - f.bias;
-    int e = static_cast<int>((bits >> 23) & 0xffu) - 127;
-    if (e < emin) e = emin;
-    const float r = a * __uint_as_float(static_cast<uint32_t>(127 + f.mbits - e) << 23);
-    const float fl = floorf(r);
-    const float fr = r - fl;
-    uint32_t q = static_cast<uint32_t>(fl);
-    const bool up = fr > 0.5f || (fr == 0.5f && (away || (q & 1u)));
-    q += up ? 1u : 0u;
-    mag = (static_cast<uint32_t>(e - emin) << f.mbits) + q;
-    if (mag > static_cast<uint32_t>(f.max_code)) mag = static_cast<uint32_t>(f.max_code);
-  }
-  return mag | (sign << (f.bits - 1));
-}
-
 // Ties-to-even encoder on the float adder (mx_reorder_quantize v4's encode_elem_rne): with
 // e = max(exponent(|v|), emin) and M = 1.5 * 2^(e + 23 - m), bits(|v| + M) - bits(M) is |v| / 2^(e - m)
 // rounded to nearest even; code = ((e - emin) << m) + that, saturated at max_code. Fewer
@@ -114,7 +90,7 @@ __device__ __forceinline__ void encode8(const Fmt& f, int seg, bool e2m3, bool a
                                         unsigned (&c)[8]) {
   if (away) {
 #pragma unroll
-    for (int i = 0; i < 8; ++i) c[i] = encode(f, v[i] * inv, true);
+    for (int i = 0; i < 8; ++i) c[i] = mixed::encode(f, v[i] * inv, true);
   } else if (seg == 0) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) c[i] = encode_rne<4, 1, 0, 0x07u>(v[i] * inv);
@@ -347,56 +323,6 @@ void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, in
 }
 
 // ---- host conveniences ----
-namespace {
-
-// Output matrix with poisoned device buffers; run(out) launches; copies back.
-template <class Run>
-mx::MxMixedMatrix run_host(int64_t M, int64_t K, std::span<const int32_t> perm, const mx::MixedSplit& split, Run run) {
-  mx::MxMixedMatrix m;
-  m.rows = M;
-  m.cols = K;
-  m.split = split;
-  m.perm.assign(perm.begin(), perm.end());
-  DeviceBuffer<int32_t> dp(perm.size());
-  if (!perm.empty()) MM_CUDA_CHECK(cudaMemcpy(dp.ptr, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
-  std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
-  MxMixedDeviceOut out;
-  out.rows = M;
-  out.split = split;
-  for (int s = 0; s < mx::kSegments; ++s) {
-    mx::MxMatrix& g = m.seg[s];
-    g.format = split.format(s);
-    g.rows = M;
-    g.cols = split.count(s);
-    g.codes.resize(static_cast<size_t>(M) * g.row_bytes());
-    g.scales.resize(static_cast<size_t>(M * g.blocks_per_row()));
-    codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
-    scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
-    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemset(codes[s]->ptr, 0xA5, g.codes.size()));  // poison
-    if (!g.scales.empty()) MM_CUDA_CHECK(cudaMemset(scales[s]->ptr, 0x5A, g.scales.size()));
-    out.codes[s] = codes[s]->ptr;
-    out.scales[s] = scales[s]->ptr;
-  }
-  run(dp.ptr, out);
-  MM_CUDA_CHECK(cudaDeviceSynchronize());
-  for (int s = 0; s < mx::kSegments; ++s) {
-    mx::MxMatrix& g = m.seg[s];
-    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemcpy(g.codes.data(), codes[s]->ptr, g.codes.size(), cudaMemcpyDeviceToHost));
-    if (!g.scales.empty())
-      MM_CUDA_CHECK(cudaMemcpy(g.scales.data(), scales[s]->ptr, g.scales.size(), cudaMemcpyDeviceToHost));
-  }
-  return m;
-}
-
-template <class T>
-std::unique_ptr<DeviceBuffer<T>> to_device(std::span<const T> h) {
-  auto d = std::make_unique<DeviceBuffer<T>>(h.size());
-  if (!h.empty()) MM_CUDA_CHECK(cudaMemcpy(d->ptr, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
-
-}  // namespace
-
 mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
                                                    std::span<const uint8_t> weight, WeightType wtype, float eps,
                                                    std::span<const int32_t> perm, const mx::MixedSplit& split,
@@ -405,9 +331,9 @@ mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, 
   MM_CUDA_REQUIRE(M >= 0 && K >= 0 && x.size() == static_cast<size_t>(M * K), "mx_rmsnorm_reorder_quantize_host: x size");
   MM_CUDA_REQUIRE(weight.size() == wbytes, "mx_rmsnorm_reorder_quantize_host: weight size");
   MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_rmsnorm_reorder_quantize_host: perm/split size");
-  const auto dx = to_device(x);
-  const auto dw = to_device(weight);
-  return run_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
+  const auto dx = mixed::to_device(x);
+  const auto dw = mixed::to_device(weight);
+  return mixed::quantize_on_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
     mx_rmsnorm_reorder_quantize(dx->ptr, M, dw->ptr, wtype, eps, dp, out, rule, r, nullptr);
   });
 }
@@ -418,11 +344,11 @@ mx::MxMixedMatrix mx_swiglu_reorder_quantize_host(std::span<const uint16_t> gate
   MM_CUDA_REQUIRE(M >= 0 && K >= 0 && gate_up.size() == static_cast<size_t>(2 * M * K),
                   "mx_swiglu_reorder_quantize_host: gate_up size");
   MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_swiglu_reorder_quantize_host: perm/split size");
-  const auto d = to_device(gate_up);
+  const auto d = mixed::to_device(gate_up);
   const uint16_t* gate = d->ptr;
   const uint16_t* up = packed ? d->ptr + K : d->ptr + M * K;
   const int64_t ld = packed ? 2 * K : K;
-  return run_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
+  return mixed::quantize_on_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
     mx_swiglu_reorder_quantize(gate, up, ld, M, dp, out, rule, r, nullptr);
   });
 }

@@ -19,6 +19,7 @@
 
 #include "cuda/mx_kernel_versions.hpp"
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/mx_quantize_common.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
 
 namespace micromix::cuda {
@@ -64,30 +65,6 @@ __device__ inline unsigned block_scale(const Fmt& f, bool ceil_rule, uint32_t am
   return static_cast<unsigned>(e + 127);
 }
 
-// mx encode_scaled: v already divided by the block scale, finite.
-__device__ inline unsigned encode(const Fmt& f, float v, bool away) {
-  const uint32_t bits = __float_as_uint(v);
-  const uint32_t sign = bits >> 31;
-  const float a = __uint_as_float(bits & 0x7fffffffu);
-  uint32_t mag;
-  if (!(a < f.max_normal)) {
-    mag = static_cast<uint32_t>(f.max_code);
-  } else {
-    const int emin = 1 - f.bias;
-    int e = static_cast<int>((bits >> 23) & 0xffu) - 127;
-    if (e < emin) e = emin;
-    const float r = a * __uint_as_float(static_cast<uint32_t>(127 + f.mbits - e) << 23);
-    const float fl = floorf(r);
-    const float fr = r - fl;
-    uint32_t q = static_cast<uint32_t>(fl);
-    const bool up = fr > 0.5f || (fr == 0.5f && (away || (q & 1u)));
-    q += up ? 1u : 0u;
-    mag = (static_cast<uint32_t>(e - emin) << f.mbits) + q;
-    if (mag > static_cast<uint32_t>(f.max_code)) mag = static_cast<uint32_t>(f.max_code);
-  }
-  return mag | (sign << (f.bits - 1));
-}
-
 __global__ void __launch_bounds__(256) reorder_quantize_v1(QuantArgs p) {
   extern __shared__ uint4 s_row_raw[];
   const uint16_t* s_row = reinterpret_cast<const uint16_t*>(s_row_raw);
@@ -113,7 +90,7 @@ __global__ void __launch_bounds__(256) reorder_quantize_v1(QuantArgs p) {
       s = block_scale(f, p.ceil_rule, amax_bits);
       // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254 (exact, as std::ldexp).
       const float inv = s <= 253u ? __uint_as_float((254u - s) << 23) : __uint_as_float(0x00400000u);
-      c = encode(f, x * inv, p.away);
+      c = mixed::encode(f, x * inv, p.away);
     }
     uint8_t* out = p.codes[seg] + row * p.row_bytes[seg];
     if (lane == 0) p.scales[seg][row * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(s);

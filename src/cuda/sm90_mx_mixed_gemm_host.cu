@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/mx_quantize_common.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -69,42 +70,10 @@ mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t 
                                            mx::ScaleRule rule, mx::Rounding r) {
   MM_CUDA_REQUIRE(M >= 0 && K >= 0 && x.size() == static_cast<size_t>(M * K), "mx_reorder_quantize_host: x size");
   MM_CUDA_REQUIRE(perm.size() == static_cast<size_t>(K) && split.cols() == K, "mx_reorder_quantize_host: perm/split size");
-  mx::MxMixedMatrix m;
-  m.rows = M;
-  m.cols = K;
-  m.split = split;
-  m.perm.assign(perm.begin(), perm.end());
-  DeviceBuffer<uint16_t> dx(x.size());
-  DeviceBuffer<int32_t> dp(perm.size());
-  if (!x.empty()) MM_CUDA_CHECK(cudaMemcpy(dx.ptr, x.data(), x.size() * 2, cudaMemcpyHostToDevice));
-  if (!perm.empty()) MM_CUDA_CHECK(cudaMemcpy(dp.ptr, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
-  std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
-  MxMixedDeviceOut out;
-  out.rows = M;
-  out.split = split;
-  for (int s = 0; s < mx::kSegments; ++s) {
-    mx::MxMatrix& g = m.seg[s];
-    g.format = split.format(s);
-    g.rows = M;
-    g.cols = split.count(s);
-    g.codes.resize(static_cast<size_t>(M) * g.row_bytes());
-    g.scales.resize(static_cast<size_t>(M * g.blocks_per_row()));
-    codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
-    scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
-    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemset(codes[s]->ptr, 0xA5, g.codes.size()));  // poison
-    if (!g.scales.empty()) MM_CUDA_CHECK(cudaMemset(scales[s]->ptr, 0x5A, g.scales.size()));
-    out.codes[s] = codes[s]->ptr;
-    out.scales[s] = scales[s]->ptr;
-  }
-  mx_reorder_quantize(dx.ptr, M, dp.ptr, out, rule, r, nullptr);
-  MM_CUDA_CHECK(cudaDeviceSynchronize());
-  for (int s = 0; s < mx::kSegments; ++s) {
-    mx::MxMatrix& g = m.seg[s];
-    if (!g.codes.empty()) MM_CUDA_CHECK(cudaMemcpy(g.codes.data(), codes[s]->ptr, g.codes.size(), cudaMemcpyDeviceToHost));
-    if (!g.scales.empty())
-      MM_CUDA_CHECK(cudaMemcpy(g.scales.data(), scales[s]->ptr, g.scales.size(), cudaMemcpyDeviceToHost));
-  }
-  return m;
+  const auto dx = mixed::to_device(x);
+  return mixed::quantize_on_host(M, K, perm, split, [&](const int32_t* dp, const MxMixedDeviceOut& out) {
+    mx_reorder_quantize(dx->ptr, M, dp, out, rule, r, nullptr);
+  });
 }
 
 }  // namespace micromix::cuda
