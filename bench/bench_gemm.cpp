@@ -2,7 +2,8 @@
 // scales, the TensorRT-FP8 stand-in) in the same process, on Llama-3.1-8B layer shapes, plus the
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
-//   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M]
+//   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
+//   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch)
 //
 // --small: the memory-bound rows only: M = 1, 2, 4, 8, 16 (decode, every decode version, both
 // baselines) and the reorder+quantize kernels (every version) at M = 1024 and 8192.
@@ -186,6 +187,7 @@ int copies_for(size_t bytes_per_copy, size_t l2) {
 
 int main(int argc, char** argv) {
   bool quick = false, small = false;
+  std::vector<int> kernel_list;  // --kernels: GEMM versions for M > 16 (default: see below)
   std::string json_path;
   int reps = 25;
   std::string only;
@@ -197,11 +199,19 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--m") && i + 1 < argc) only_m = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) {
+      for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) kernel_list.push_back(std::atoi(t));
+    }
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M]\n");
+      std::fprintf(stderr, "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]\n");
       return 2;
     }
   }
+  for (int v : kernel_list)
+    if (v < 0 || v > cuda::mx_mixed_gemm_versions()) {
+      std::fprintf(stderr, "bench_gemm: --kernels: no GEMM version %d (0..%d)\n", v, cuda::mx_mixed_gemm_versions());
+      return 2;
+    }
   if (!cuda::available()) {
     std::printf("bench_gemm: no GPU: %s\n", cuda::describe().c_str());
     return 0;
@@ -353,7 +363,7 @@ int main(int argc, char** argv) {
         cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
                                   mx::Rounding::even, stream);
         if (M >= 1024 && mi == 2) {
-          for (int qv : {0, 1, 3, 4, 5, 6}) {
+          for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9}) {
             cuda::set_reorder_quantize_version(qv);
             const double tq = timer([&](int) {
               cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
@@ -383,6 +393,7 @@ int main(int argc, char** argv) {
         // FP8 tensor-core versions (6..) on every mix, quick runs included.
         if (M > 16)
           for (int v = 6; v <= cuda::mx_mixed_gemm_versions(); ++v) kernels.push_back(v);
+        if (M > 16 && !kernel_list.empty()) kernels = kernel_list;
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {

@@ -27,11 +27,11 @@ fi
 if has sanitize; then
   echo "== compute-sanitizer memcheck"
   timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 $D/micromix_tests \
-    --gtest_filter='CudaMxReorderQuantize*:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemm.NaNScalesPropagate:CudaMxMixedGemm.EveryVersion*:CudaMxMixedGemv.OddSegmentMixes' \
+    --gtest_filter='CudaMxReorderQuantize*:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemm.NaNScalesPropagate:CudaMxMixedGemm.EveryVersion*:CudaMxMixedGemmFp8.NaNScales*:CudaMxMixedGemmFp8.ExtremeScales*:CudaMxMixedGemv.OddSegmentMixes' \
     > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | head
   echo "== compute-sanitizer racecheck"
   timeout 240 compute-sanitizer --tool racecheck --error-exitcode 9 $D/micromix_tests \
-    --gtest_filter='CudaMxMixedGemm.NaNScalesPropagate:CudaMxReorderQuantize.BitIdentical*:CudaMxMixedGemv.OddSegmentMixes' > "$OUT/racecheck.log" 2>&1
+    --gtest_filter='CudaMxMixedGemm.NaNScalesPropagate:CudaMxMixedGemmFp8.NaNScales*:CudaMxReorderQuantize.BitIdentical*:CudaMxMixedGemv.OddSegmentMixes' > "$OUT/racecheck.log" 2>&1
   echo "racecheck rc=$?"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck.log" | head
 fi
 if has sass; then

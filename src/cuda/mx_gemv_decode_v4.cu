@@ -35,12 +35,14 @@
 #include <cuda_bf16.h>
 
 #include "cuda/mx_gemv_decode.cuh"
+#include "cuda/ptx_helpers.cuh"
 #include "cuda/mx_mixed_device.cuh"
 
 namespace micromix::cuda {
 namespace {
 
 using namespace mixed;
+using namespace ptx;  // cp.async, hmul2, e4m3x2_to_f16x2
 
 constexpr int kTileN = 16;
 constexpr int kRowStride = 144;  // bytes per staged code row: 128 + 16 pad (odd multiple of 16: conflict-free)
@@ -64,36 +66,6 @@ struct V4Args {
   int out_f32;
   int fp6_e2m3;
 };
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-__device__ __forceinline__ void cp_async8(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t x) {
-  uint32_t d;
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(d) : "h"(static_cast<unsigned short>(x)));
-  return d;
-}
 
 // c[4] += A (16 x 16, f16, row) . B (16 x 8, f16, col).
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,

@@ -13,8 +13,11 @@
 // quarter block, integer encoder; about a third of v1's instructions per element.
 // v4 (same file): v3 with a packed block max and a float-adder encoder (ties to even).
 // v5 (same file): v4 capped at 40 registers for 6 CTAs per SM.
-// v6 (same file, the default): v4 with hardware cvt.rn.satfinite e4m3x2/e5m2x2 for the FP8 and FP6
+// v6 (same file): v4 with hardware cvt.rn.satfinite e4m3x2/e5m2x2 for the FP8 and FP6
 // segments.
+// v7, v8 (same file): v6 with more staging loads in flight per thread (v8 also 2 rows per CTA).
+// v9 (same file, the default): v6 with the FP4 segment encoded on packed bf16 pairs (half the
+// instructions), FP6/FP8 codes assembled as whole words, and v8's shape above K = 8192.
 #include <cuda_bf16.h>
 
 #include "cuda/mx_kernel_versions.hpp"
@@ -118,10 +121,10 @@ int g_version = 0;  // set_reorder_quantize_version
 
 }  // namespace
 
-int reorder_quantize_versions() { return 6; }
+int reorder_quantize_versions() { return 9; }
 
 void set_reorder_quantize_version(int v) {
-  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 6), "set_reorder_quantize_version: no version " + std::to_string(v));
+  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 9), "set_reorder_quantize_version: no version " + std::to_string(v));
   g_version = v;
 }
 
@@ -139,8 +142,9 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
   MM_CUDA_REQUIRE(K * 2 <= 200 * 1024, "mx_reorder_quantize: K = " + std::to_string(K) + " is too large for one row in shared memory");
   if (M == 0 || K == 0) return;
   MM_CUDA_REQUIRE(M <= 0x7fffffff, "mx_reorder_quantize: M too large");
-  // Default: v6 (H100, 2026-11-26: 0.65 / 0.62 of copy at M = 8192, K = 4096 / 14336; v4 0.63 / 0.60).
-  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 6 : g_version, d_x, M, d_perm, out, rule, r, stream))
+  // Default: v9 (H200, 2026-11-26, M = 8192, K = 4096 / 14336: 0.52 / 0.56 of copy, v6 0.49 / 0.47;
+  // on H100 v6 reached 0.65 / 0.62).
+  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 9 : g_version, d_x, M, d_perm, out, rule, r, stream))
     return;
   QuantArgs p{};
   p.x = d_x;

@@ -1,9 +1,12 @@
-// Reorder + quantize v3-v6 (v6 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
+// Reorder + quantize v3-v9 (v9 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
 // to mx::quantize_mixed, with about a third of v1's instructions per element (v1 is instruction-bound).
 // v4 = v3 with a packed (16x2) block max and, for ties to even, a float-adder encoder with fewer
 // integer instructions (encode_elem_rne); ties away run v3's encoder. v5 = v4 capped at 40
 // registers (6 CTAs of 8 warps per SM instead of 5). v6 = v4 with the hardware FP8 conversions for
-// the FP8 and FP6 segments (cvt_fp8x2).
+// the FP8 and FP6 segments (cvt_fp8x2). v7 = v6 with the staging loads of two column groups in
+// flight per thread (AHEAD = 2); v8 = v6 with 2 rows per CTA (twice the CTAs) and AHEAD = 4;
+// v9 = v6 with the FP4 segment encoded on packed bf16 pairs (encode_store_fp4x2), FP6/FP8 codes
+// assembled as whole words (encode_store_fp68_words), v8's shape above K = 8192.
 //
 // A CTA (8 warps) owns R rows (R = 4, or 2 for K > 14336). The R rows are staged in shared memory
 // INTERLEAVED, column-major: column c holds its R bf16 values side by side (8 bytes for R = 4), so
@@ -24,10 +27,13 @@
 #include <cstring>
 
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/ptx_helpers.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
 
 namespace micromix::cuda {
 namespace {
+
+using namespace ptx;  // max/min_u16x2, mul/add_bf16x2
 
 // Element format constants of the encoder: code bits, mantissa bits, smallest normal exponent,
 // max code (the scale rule takes emax and max_normal at run time from mx::info).
@@ -134,6 +140,100 @@ __device__ __forceinline__ uint32_t cvt_fp8x2(float hi, float lo) {
   return d;
 }
 
+// v9: the FP4 segment encoded two rows at a time on the packed bf16 pairs (row 2h low, 2h + 1 high)
+// with bf16x2 arithmetic: v = x * 2^-s (exact: a power of two; results below 2^-126 are far under
+// the smallest FP4 step and give +-0 either way), then v4's float-adder rounding in bf16 (7 mantissa
+// bits hold FP4's 1 + the magic number's 6: one correct rounding, ties to even), all integer steps
+// on 16-bit halves (no carries cross: every half stays below 2^16). About half of v6's instructions
+// per FP4 element. The packed halves keep row 2h's and 2h + 1's codes; 4 columns of both rows pack
+// into one word (nibbles of each half), two PRMTs split them into the rows' words.
+template <int R>
+__device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32_t (&g)[R / 2][8], const uint32_t (&inv)[R],
+                                                   int64_t row0, int lb, int q) {
+  constexpr uint32_t kEmin2 = 0x3F803F80u;   // bf16 exponent bits of 2^0 (E2M1 emin), both halves
+  constexpr uint32_t kMagic2 = 0x03400340u;  // + 6 binades, mantissa 1.5: M = 1.5 * 2^(e + 6)
+#pragma unroll
+  for (int h = 0; h < R / 2; ++h) {
+    // bf16 of 2^-s per row: the float's upper half (exact for 2^-127 too); 0 marks a NaN row.
+    const uint32_t inv2 = (inv[2 * h] >> 16) | (inv[2 * h + 1] & 0xFFFF0000u);
+    uint32_t c[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t v = mul_bf16x2(g[h][i], inv2);
+      // |v| < 8 in every row that is stored; the clamp keeps a NaN/Inf row (scale 0xFF, stored as
+      // zeros) from borrowing across halves into its partner row in the subtraction below.
+      const uint32_t a = min_u16x2(v & 0x7FFF7FFFu, 0x41004100u);
+      const uint32_t e = max_u16x2(a & 0x7F807F80u, kEmin2);
+      const uint32_t m = e + kMagic2;
+      const uint32_t qv = add_bf16x2(a, m) - m;                        // |v| / 2^(e - 1), rounded
+      const uint32_t code = min_u16x2(qv + (((e - kEmin2) >> 6) & 0x00FF00FFu), 0x00070007u);
+      c[i] = code | ((v >> 12) & 0x00080008u);                         // sign to bit 3 of each half
+    }
+    const uint32_t wa = c[0] | (c[1] << 4) | (c[2] << 8) | (c[3] << 12);
+    const uint32_t wb = c[4] | (c[5] << 4) | (c[6] << 8) | (c[7] << 12);
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int r = 2 * h + k;
+      if (row0 + r >= p.M) break;
+      const uint32_t word = __byte_perm(wa, wb, k == 0 ? 0x5410 : 0x7632);
+      *reinterpret_cast<uint32_t*>(p.codes[0] + (row0 + r) * p.row_bytes[0] + lb * 16 + 4 * q) = inv[r] != 0 ? word : 0u;
+    }
+  }
+}
+
+// v9's FP8 / FP6 path: as v6 (hardware cvt on v * 2^-k), but whole words at a time: the cvt pairs
+// are joined with PRMT, FP6 magnitudes are clamped in float before the cvt (|v| <= max_normal, so
+// the 8-bit magnitude never exceeds 0x1F) and the sign moves from bit 7 to bit 5 of all four bytes
+// with one shift and one LOP3; the 6-bit codes are then packed with shifts of the whole word.
+template <class F, int R>
+__device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
+                                                        const uint32_t (&inv)[R], int64_t row0, int lb, int q) {
+  constexpr bool kFp6 = F::kBits == 6, kE5M2 = kFp6 && F::kM == 2;
+  constexpr float kShift = !kFp6 ? 1.0f : kE5M2 ? 1.0f / 4096.0f : 1.0f / 64.0f;
+  constexpr float kMax = F::kBits == 8 ? 448.0f : kE5M2 ? 28.0f : 7.5f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (row0 + r >= p.M) break;
+    const float sck = __uint_as_float(inv[r]) * kShift;  // exact: a power of two, >= 2^-139
+    uint32_t d[4];
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) {
+      float v[2];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const uint32_t w = g[r / 2][i + k];
+        float x = __uint_as_float((r & 1) ? (w & 0xffff0000u) : (w << 16));
+        if constexpr (kFp6) x = fminf(fmaxf(x * __uint_as_float(inv[r]), -kMax), kMax) * kShift;  // saturate first
+        else x *= sck;
+        v[k] = x;
+      }
+      d[i / 2] = cvt_fp8x2<kE5M2>(v[1], v[0]);
+    }
+    uint32_t w0 = __byte_perm(d[0], d[1], 0x5410), w1 = __byte_perm(d[2], d[3], 0x5410);  // codes 0-3, 4-7
+    if (inv[r] == 0) w0 = w1 = 0u;  // NaN row: codes 0
+    uint8_t* out = p.codes[seg] + (row0 + r) * p.row_bytes[seg];
+    if constexpr (!kFp6) {
+      *reinterpret_cast<uint2*>(out + lb * 32 + 8 * q) = make_uint2(w0, w1);
+    } else {
+      // Byte s.mmmmmmm (magnitude <= 0x1F) -> 6-bit code s.mmmmm, 4 at a time.
+      w0 = (w0 & 0x1F1F1F1Fu) | ((w0 >> 2) & 0x20202020u);
+      w1 = (w1 & 0x1F1F1F1Fu) | ((w1 >> 2) & 0x20202020u);
+      // 4 codes in bytes -> 24 bits.
+      const uint32_t p0 = (w0 & 0x3Fu) | ((w0 >> 2) & 0xFC0u) | ((w0 >> 4) & 0x3F000u) | ((w0 >> 6) & 0xFC0000u);
+      const uint32_t p1 = (w1 & 0x3Fu) | ((w1 >> 2) & 0xFC0u) | ((w1 >> 4) & 0x3F000u) | ((w1 >> 6) & 0xFC0000u);
+      const uint32_t lo = p0 | (p1 << 24), hi = p1 >> 8;
+      uint8_t* o = out + lb * 24 + 6 * q;  // 4-byte aligned for even q, 2-byte for odd q
+      if ((q & 1) == 0) {
+        *reinterpret_cast<uint32_t*>(o) = lo;
+        *reinterpret_cast<uint16_t*>(o + 4) = static_cast<uint16_t>(hi);
+      } else {
+        *reinterpret_cast<uint16_t*>(o) = static_cast<uint16_t>(lo);
+        *reinterpret_cast<uint32_t*>(o + 2) = (lo >> 16) | (hi << 16);
+      }
+    }
+  }
+}
+
 // Encodes and stores the thread's 8 columns of every row. g[h][i]: rows 2h (low half) and 2h + 1
 // (high half) of column i; inv[r]: 2^-scale of row r, 0 for NaN-scale rows (codes 0).
 template <class F, int R, bool FAST, bool HW>
@@ -199,18 +299,12 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
   }
 }
 
-// Packed max of two 16-bit halves (one VIMNMX on sm_90).
-__device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("max.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
 
 // FAST = v4: packed block max and encode_elem_rne (ties to even only). MINB: register cap for MINB
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-template <int R, bool FAST, int MINB, bool HW>
+template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
@@ -218,12 +312,10 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int units = static_cast<int>(p.K / 8);  // groups of 8 columns
 
-  // Stage R rows, interleaved by column (rows past M are zeros).
-  for (int gi = tid; gi < units; gi += 256) {
-    uint4 v[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-      v[r] = row0 + r < p.M ? __ldg(reinterpret_cast<const uint4*>(p.x + (row0 + r) * p.K) + gi) : make_uint4(0, 0, 0, 0);
+  // Stage R rows, interleaved by column (rows past M are zeros). AHEAD > 1 (v7, v8): the loads of
+  // AHEAD column groups are all issued before any of them is stored, so that a thread keeps
+  // AHEAD * R 16-byte loads in flight instead of R (v6 left DRAM ~48% busy; GPU_NOTES).
+  auto stage_store = [&](int gi, const uint4 (&v)[R]) {
     const uint32_t g = static_cast<uint32_t>(gi);
     if constexpr (R == 4) {
       const uint32_t a[4] = {v[0].x, v[0].y, v[0].z, v[0].w}, b[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
@@ -244,6 +336,20 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
         *reinterpret_cast<uint4*>(s + g * 32 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 2) & 1u))) = chunk;
       }
     }
+  };
+  for (int gi0 = tid; gi0 < units; gi0 += 256 * AHEAD) {
+    uint4 v[AHEAD][R];
+#pragma unroll
+    for (int j = 0; j < AHEAD; ++j) {
+      const int gi = gi0 + 256 * j;
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        v[j][r] = gi < units && row0 + r < p.M ? __ldg(reinterpret_cast<const uint4*>(p.x + (row0 + r) * p.K) + gi)
+                                               : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int j = 0; j < AHEAD; ++j)
+      if (gi0 + 256 * j < units) stage_store(gi0 + 256 * j, v[j]);
   }
   __syncthreads();
 
@@ -316,25 +422,32 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 #pragma unroll
     for (int r = 0; r < R; ++r) inv[r] = __shfl_sync(0xffffffffu, invq, (lane & ~3) + r);
     if (!active) continue;
-    if (seg == 0) encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, lb, q);
-    else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, lb, q);
+    if (seg == 0) {
+      if constexpr (PACKED) encode_store_fp4x2<R>(p, g, inv, row0, lb, q);
+      else encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, lb, q);
+    }
+    else if constexpr (PACKED) {
+      if (seg == 2) encode_store_fp68_words<QE4M3, R>(p, 2, g, inv, row0, lb, q);
+      else if (p.fp6_e2m3) encode_store_fp68_words<QE2M3, R>(p, 1, g, inv, row0, lb, q);
+      else encode_store_fp68_words<QE3M2, R>(p, 1, g, inv, row0, lb, q);
+    } else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, lb, q);
     else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
     else encode_store<QE3M2, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
   }
 }
 
-template <int R, bool FAST, int MINB, bool HW = false>
+template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.K) * 2 * R;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attrs_set;
   const int64_t grid = (p.M + R - 1) / R;
-  reorder_quantize_v3<R, FAST, MINB, HW><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -373,13 +486,22 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
   p.ceil_rule = rule == mx::ScaleRule::ceil;
   p.even = r == mx::Rounding::even ? 1u : 0u;
   const bool fast = version >= 4 && r == mx::Rounding::even;
-  if (K <= 14336) {
-    if (fast && version >= 6) launch_v3<4, true, 5, true>(p, stream);
+  if (fast && version == 8) {
+    launch_v3<2, true, 5, true, 4>(p, stream);
+  } else if (fast && version == 9) {
+    // 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads ahead above (v8 vs v6 on H200:
+    // K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
+    if (K <= 8192) launch_v3<4, true, 5, true, 1, true>(p, stream);
+    else launch_v3<2, true, 5, true, 4, true>(p, stream);
+  } else if (K <= 14336) {
+    if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);
+    else if (fast && version >= 6) launch_v3<4, true, 5, true>(p, stream);
     else if (fast && version >= 5) launch_v3<4, true, 6>(p, stream);
     else if (fast) launch_v3<4, true, 5>(p, stream);
     else launch_v3<4, false, 5>(p, stream);
   } else {
-    if (fast && version >= 6) launch_v3<2, true, 5, true>(p, stream);
+    if (fast && version == 7) launch_v3<2, true, 5, true, 2>(p, stream);
+    else if (fast && version >= 6) launch_v3<2, true, 5, true>(p, stream);
     else if (fast && version >= 5) launch_v3<2, true, 6>(p, stream);
     else if (fast) launch_v3<2, true, 5>(p, stream);
     else launch_v3<2, false, 5>(p, stream);

@@ -12,7 +12,14 @@
 //   v8   v6's pipeline with wgmma m64n128k32 e4m3 from shared memory (two warpgroups) for the FP4
 //        and E2M3 segments, mma.sync for E3M2 and FP8 (wgmma's FP8 sums are not exact for those).
 //   v9   v8 with block kb's wgmma in flight while block kb - 1 is promoted (3 E4M3 buffers).
-// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section): v1 stays the default.
+//   v10  BF16 wgmma with the MX scales folded into the operands (exact for normal values; tiles
+//        with values below 2^-126 fall back to CUDA-core FP32), no promotion, 128x128, 2 CTAs/SM
+//        (sm90_mx_mixed_gemm_bf16.cu).
+//   v11  v10 with a 128x256 tile, 1 CTA/SM.
+//   v12  v10 fed from block-major copies of both operands (a pre-pass; one contiguous run per tile
+//        and step instead of a sector per row), 128x128, 2 CTAs/SM (sm90_mx_mixed_gemm_bf16_a.cu).
+//   v13  v12 with a 128x256 tile, 1 CTA/SM.
+// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). v12 is the default for M > 16.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -367,8 +374,12 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
                                      "v4 mma.sync 128x128 prefetch 2", "v5 mma.sync 128x128 prefetch 2, 2 CTAs/SM",
                                      "v6 fp8 mma.sync 128x128", "v7 fp8 mma.sync 128x128, 2 CTAs/SM",
                                      "v8 fp8 wgmma (FP4, E2M3) + mma.sync (E3M2, FP8)",
-                                     "v9 v8 with async wgmma overlapping the promotion"};
-constexpr int kVersions = 9;
+                                     "v9 v8 with async wgmma overlapping the promotion",
+                                     "v10 bf16 wgmma, scales folded, 128x128",
+                                     "v11 bf16 wgmma, scales folded, 128x256",
+                                     "v12 bf16 wgmma, block-major pre-pass, 128x128",
+                                     "v13 bf16 wgmma, block-major pre-pass, 128x256"};
+constexpr int kVersions = 13;
 
 }  // namespace
 
@@ -397,11 +408,21 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  if (version == 0) version = M <= 512 ? 2 : 1;
+  // v12 (BF16 wgmma fed from block-major copies) is the fastest above the decode range on H200:
+  // 1.55-1.67x v1 at M = 8192, 1.07-1.46x at M = 1024, 0.93-1.19x v1/v2 at M = 256 (bench/GPU_NOTES.md).
+  if (version == 0) version = 12;
+  // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays.
+  auto scales_aligned4 = [](const MxMixedDevice& m) {
+    for (int i = 0; i < mx::kSegments; ++i)
+      if (m.split.count(i) && (reinterpret_cast<uintptr_t>(m.scales[i]) & 3u)) return false;
+    return true;
+  };
+  if (version >= 10 && !(scales_aligned4(a) && scales_aligned4(w))) version = 1;
   const auto s = static_cast<cudaStream_t>(stream);
   if (version >= 6) {
     const Fp8GemmArgs f{p.a, p.w, p.M, p.N, p.kb4, p.kb6, p.nkb, p.y, p.out_f32, p.fp6_e2m3};
-    return mx_mixed_gemm_fp8_launch(version, f, s);
+    if (version >= 12) return mx_mixed_gemm_bf16a_launch(version, f, s);
+    return version >= 10 ? mx_mixed_gemm_bf16_launch(version, f, s) : mx_mixed_gemm_fp8_launch(version, f, s);
   }
   switch (version) {
     case 1: launch<128, 128, 2, 4>(p, s); break;

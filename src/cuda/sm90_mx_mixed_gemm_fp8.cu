@@ -44,12 +44,14 @@
 
 #include <type_traits>
 
+#include "cuda/sm90_bf16_tile.cuh"
 #include "cuda/sm90_mx_mixed_gemm_fp8.cuh"
 
 namespace micromix::cuda {
 namespace {
 
 using namespace mixed;
+using namespace bf16tc;  // PTX wrappers, seg_of, pack_bf16x2, fp6x4_to_e4m3
 
 constexpr int kBM = 128, kBN = 128, kThreads = 256, kStages = 4;
 constexpr int kRowBytes = 32;                        // E4M3 bytes of one row of one MX block
@@ -58,27 +60,6 @@ constexpr int kSlot = (kBM + kBN) * kRowBytes;       // bytes of one stage (FP8 
 __host__ __device__ constexpr int buffers(int mode) { return mode == 3 ? 3 : 2; }
 constexpr int smem_bytes(int mode) {
   return kStages * kSlot + buffers(mode) * (kSlot + (kBM + kBN) * 4) + 1024;  // + alignment slack
-}
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-__device__ __forceinline__ void cp_async8(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-// PTX prmt in its default mode (selector bit 3 replicates the sign of the selected byte).
-__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
-  uint32_t d;
-  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
-  return d;
 }
 
 // c += A (16 x 32, e4m3, row) . B (32 x 8, e4m3, col).
@@ -103,21 +84,6 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
       : "l"(da), "l"(db), "r"(0));
 }
 
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// Generic-proxy writes (st.shared, cp.async) -> visible to the async proxy (wgmma operand reads).
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-// Shared-memory matrix descriptor of a K-major tile of rows x 32 bytes with the 32-byte swizzle
-// (16-byte chunk c of row r stored at chunk c ^ ((r >> 2) & 1)); 8-row groups 256 bytes apart.
-// The tile must start on a 256-byte boundary.
-__device__ __forceinline__ uint64_t smem_desc_sw32(const void* tile) {
-  const uint64_t addr = static_cast<uint64_t>(__cvta_generic_to_shared(tile));
-  return ((addr & 0x3FFFFu) >> 4) | (uint64_t{1} << 16) | (uint64_t{256 >> 4} << 32) | (uint64_t{3} << 62);
-}
-
 // 4 E2M1 codes (nibbles of the low 16 bits of x) -> 4 E4M3 bytes of the same values.
 __device__ __forceinline__ uint32_t fp4x4_to_e4m3(uint32_t x) {
   // Magnitudes 0, .5, 1, 1.5, 2, 3, 4, 6 as E4M3.
@@ -125,33 +91,6 @@ __device__ __forceinline__ uint32_t fp4x4_to_e4m3(uint32_t x) {
   // Selector nibble s.mmm picks 0x80 (s = 0) or its sign replicated, 0xFF (s = 1): bit 0 = sign.
   const uint32_t sgn = prmt(0x80808080u, 0x80808080u, x);
   return mag | ((sgn << 7) & 0x80808080u);
-}
-
-// 4 FP6 codes (6-bit fields of the low 24 bits of x) -> 4 E4M3 bytes (value * 2^-6 for E2M3,
-// * 2^-4 for E3M2).
-template <bool E2M3>
-__device__ __forceinline__ uint32_t fp6x4_to_e4m3(uint32_t x) {
-  const uint32_t b = (x & 0x3Fu) | ((x << 2) & 0x3F00u) | ((x << 4) & 0x3F0000u) | ((x << 6) & 0x3F000000u);
-  const uint32_t sign = (b << 2) & 0x80808080u;
-  return E2M3 ? (b & 0x1F1F1F1Fu) | sign : ((b << 1) & 0x3E3E3E3Eu) | sign;
-}
-
-__device__ __forceinline__ int seg_of(const Fp8GemmArgs& p, int64_t kb, int64_t& lb) {
-  if (kb < p.kb4) {
-    lb = kb;
-    return 0;
-  }
-  if (kb < p.kb4 + p.kb6) {
-    lb = kb - p.kb4;
-    return 1;
-  }
-  lb = kb - p.kb4 - p.kb6;
-  return 2;
-}
-
-__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const unsigned*>(&h);
 }
 
 // MODE 0: mma.sync m16n8k32 (v6, v7). MODE 1: wgmma m64n128k32 from shared memory, the stage tiles
@@ -237,10 +176,10 @@ __global__ void __launch_bounds__(kThreads, MIN_CTAS) gemm_fp8_v6(Fp8GemmArgs p)
       uint32_t o[8];
       if (p.fp6_e2m3) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) o[i] = fp6x4_to_e4m3<true>(g[i]);
+        for (int i = 0; i < 8; ++i) o[i] = fp6x4_to_e4m3(g[i], true);
       } else {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) o[i] = fp6x4_to_e4m3<false>(g[i]);
+        for (int i = 0; i < 8; ++i) o[i] = fp6x4_to_e4m3(g[i], false);
       }
       dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
       dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);

@@ -21,4 +21,13 @@ struct Fp8GemmArgs {
 // two warpgroups), 9 (v8 with the wgmma of block kb overlapping the promotion of block kb - 1). Asynchronous on stream.
 void mx_mixed_gemm_fp8_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
 
+// variant: 10 (BF16 wgmma with the MX scales folded into the operands, 128x128 tile, 2 CTAs per SM),
+// 11 (the same with a 128x256 tile); see sm90_mx_mixed_gemm_bf16.cu. Asynchronous on stream.
+void mx_mixed_gemm_bf16_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
+
+// variant: 12 (v10 fed from block-major copies of both operands made by a pre-pass, 128x128 tile),
+// 13 (128x256 tile); see sm90_mx_mixed_gemm_bf16_a.cu. Asynchronous on stream (stream-ordered
+// workspace allocation).
+void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
+
 }  // namespace micromix::cuda

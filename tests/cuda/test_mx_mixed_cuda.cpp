@@ -38,7 +38,7 @@ struct QuantizeVersion {
   QuantizeVersion(const QuantizeVersion&) = delete;
   QuantizeVersion& operator=(const QuantizeVersion&) = delete;
 };
-constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6};
+constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6, 7, 8, 9};
 
 std::string version_name(const char* prefix, int v) {
   std::string s = prefix;  // (operator+ on a temporary trips GCC 12's -Wrestrict)
@@ -195,7 +195,7 @@ TEST(CudaMxReorderQuantize, LargeKFallsBackToV1) {
 TEST(CudaMxReorderQuantize, RejectsUnknownVersion) {
 #if MICROMIX_HAVE_CUDA
   EXPECT_THROW(cuda::set_reorder_quantize_version(2), micromix::Error);
-  EXPECT_THROW(cuda::set_reorder_quantize_version(7), micromix::Error);
+  EXPECT_THROW(cuda::set_reorder_quantize_version(cuda::reorder_quantize_versions() + 1), micromix::Error);
 #else
   GTEST_SKIP() << "GPU test skipped: micromix was built without CUDA";
 #endif
@@ -282,8 +282,9 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
   }
 }
 
-// The FP8 tensor-core versions (6..): single segments with large K (every FP4/FP6/FP8 code through
-// the E4M3 conversion), odd M and N not a multiple of the 128-row tile, all three segments.
+// The wgmma-era versions (6..: FP8 tensor cores, then BF16 with folded scales): single segments with
+// large K (every FP4/FP6/FP8 code through the conversions), odd M and N not a multiple of the tile,
+// all three segments.
 std::vector<int> fp8_gemm_versions() {
   std::vector<int> v;
   for (int k = 6; k <= cuda::mx_mixed_gemm_versions(); ++k) v.push_back(k);
@@ -307,8 +308,9 @@ TEST(CudaMxMixedGemmFp8, SingleSegmentsLargeKOddShapes) {
 }
 
 // Scales far from 1 (codes 0..120 on one operand, 134..234 on the other, per block at random) keep
-// every dequantized value and product inside float range; the per-block promotion must apply each
-// block's own pair of scales.
+// every product inside float range; the per-block promotion (v6-v9) must apply each block's own pair
+// of scales, and the folded-scale versions (v10..) meet values below 2^-126 (scale codes < 10) and
+// must take their exact fallback.
 TEST(CudaMxMixedGemmFp8, ExtremeScalesPerBlock) {
   SKIP_WITHOUT_GPU();
   for (int v : fp8_gemm_versions())
