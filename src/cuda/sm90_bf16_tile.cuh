@@ -220,29 +220,53 @@ __device__ __forceinline__ void store_row_sw32(uint8_t* buf, int sub, int t, con
   }
 }
 
+// Where a CTA writes: y, or for a split-K launch its FP32 partial slice (blockIdx.z).
+struct OutView {
+  void* y;
+  int f32;
+};
+__device__ __forceinline__ OutView out_view(const Fp8GemmArgs& p) {
+  if (p.split_ws) return OutView{p.split_ws + static_cast<int64_t>(blockIdx.z) * p.M * p.N, 1};
+  return OutView{p.y, p.out_f32};
+}
+
 // Writes output element (m, n) as f32 or bf16.
-__device__ __forceinline__ void store_y(const Fp8GemmArgs& p, int64_t m, int64_t n, float v) {
-  if (p.out_f32) static_cast<float*>(p.y)[m * p.N + n] = v;
-  else static_cast<__nv_bfloat16*>(p.y)[m * p.N + n] = __float2bfloat16_rn(v);
+__device__ __forceinline__ void store_y(const Fp8GemmArgs& p, OutView o, int64_t m, int64_t n, float v) {
+  if (o.f32) static_cast<float*>(o.y)[m * p.N + n] = v;
+  else static_cast<__nv_bfloat16*>(o.y)[m * p.N + n] = __float2bfloat16_rn(v);
 }
 
 // The exact path of a BM x BN tile at (m0, n0): FP32 products of the decoded values on the CUDA
 // cores (for tiles with values below 2^-126; slow, meant to be rare).
 template <int BM, int BN>
-__device__ void exact_tile_fallback(const Fp8GemmArgs& p, int64_t m0, int64_t n0) {
+__device__ void exact_tile_fallback(const Fp8GemmArgs& p, OutView o, int64_t m0, int64_t n0, int kb_lo, int kb_hi) {
   for (int i = threadIdx.x; i < BM * BN; i += blockDim.x) {
     const int64_t m = m0 + i / BN, n = n0 + i % BN;
     if (m >= p.M || n >= p.N) continue;
     float sum = 0.0f;
-    for (int64_t k = 0; k < p.nkb * 32; ++k) sum = fmaf(element_value(p, p.a, m, k), element_value(p, p.w, n, k), sum);
-    store_y(p, m, n, sum);
+    for (int64_t k = int64_t{kb_lo} * 32; k < int64_t{kb_hi} * 32; ++k)
+      sum = fmaf(element_value(p, p.a, m, k), element_value(p, p.w, n, k), sum);
+    store_y(p, o, m, n, sum);
+  }
+}
+
+// The K-block range of this CTA (split-K along blockIdx.z).
+__device__ __forceinline__ void split_range(const Fp8GemmArgs& p, int& kb_lo, int& kb_hi) {
+  const int nkb = static_cast<int>(p.nkb);
+  if (p.split_chunk <= 0) {
+    kb_lo = 0;
+    kb_hi = nkb;
+  } else {
+    kb_lo = min(nkb, static_cast<int>(blockIdx.z) * p.split_chunk);
+    kb_hi = min(nkb, kb_lo + p.split_chunk);
   }
 }
 
 // Epilogue of a warpgroup's m64 x BN wgmma accumulators (rows row0.. of the warp's 16-row slice):
 // n8 block f holds rows r8, r8 + 8 and columns 2q, 2q + 1.
 template <int BN>
-__device__ __forceinline__ void store_acc_m64(const Fp8GemmArgs& p, const float (&acc)[BN / 2], int64_t row0, int64_t n0) {
+__device__ __forceinline__ void store_acc_m64(const Fp8GemmArgs& p, OutView o, const float (&acc)[BN / 2], int64_t row0,
+                                              int64_t n0) {
   const int lane = threadIdx.x & 31, q = lane & 3, r8 = lane >> 2;
 #pragma unroll
   for (int f = 0; f < BN / 8; ++f)
@@ -251,10 +275,10 @@ __device__ __forceinline__ void store_acc_m64(const Fp8GemmArgs& p, const float 
       const int64_t row = row0 + r8 + 8 * h, col = n0 + f * 8 + q * 2;
       if (row >= p.M || col >= p.N) continue;
       const float v0 = acc[4 * f + 2 * h], v1 = acc[4 * f + 2 * h + 1];
-      if (p.out_f32)
-        *reinterpret_cast<float2*>(static_cast<float*>(p.y) + row * p.N + col) = make_float2(v0, v1);
+      if (o.f32)
+        *reinterpret_cast<float2*>(static_cast<float*>(o.y) + row * p.N + col) = make_float2(v0, v1);
       else
-        *reinterpret_cast<uint32_t*>(static_cast<__nv_bfloat16*>(p.y) + row * p.N + col) = pack_bf16x2(v0, v1);
+        *reinterpret_cast<uint32_t*>(static_cast<__nv_bfloat16*>(o.y) + row * p.N + col) = pack_bf16x2(v0, v1);
     }
 }
 

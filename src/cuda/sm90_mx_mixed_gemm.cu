@@ -19,7 +19,8 @@
 //   v12  v10 fed from block-major copies of both operands (a pre-pass; one contiguous run per tile
 //        and step instead of a sector per row), 128x128, 2 CTAs/SM (sm90_mx_mixed_gemm_bf16_a.cu).
 //   v13  v12 with a 128x256 tile, 1 CTA/SM.
-// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). v12 is the default for M > 16.
+// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). Default: v12 above M = 512,
+// v10 (split-K) or v2 from 17 to 512 rows, the decode path up to 16.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -408,9 +409,14 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  // v12 (BF16 wgmma fed from block-major copies) is the fastest above the decode range on H200:
-  // 1.55-1.67x v1 at M = 8192, 1.07-1.46x at M = 1024, 0.93-1.19x v1/v2 at M = 256 (bench/GPU_NOTES.md).
-  if (version == 0) version = 12;
+  // Measured (H100/H200, bench/GPU_NOTES.md, 2026-11-26): above M = 512 v12 (BF16 wgmma from
+  // block-major copies; 1.5-1.7x v1 at M = 8192); from 17 to 512 rows v10 with split-K (no pre-pass
+  // over the weights), except where its half-empty 128-row tiles already fill the GPU at M <= 64
+  // (gate_up at M = 64: v2 171 us vs v10 352-427 us), where v2 stays.
+  if (version == 0) {
+    const int64_t tiles = ((N + 127) / 128) * ((M + 127) / 128);
+    version = M > 512 ? 12 : (M <= 64 && tiles >= 132) ? 2 : 10;
+  }
   // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays.
   auto scales_aligned4 = [](const MxMixedDevice& m) {
     for (int i = 0; i < mx::kSegments; ++i)

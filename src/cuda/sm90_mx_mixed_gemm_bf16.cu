@@ -34,6 +34,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "cuda/sm90_bf16_tile.cuh"
 
 namespace micromix::cuda {
@@ -70,6 +72,9 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
   const int tid = threadIdx.x, warp = tid >> 5;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
   const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
+  int kb_lo, kb_hi;
+  split_range(p, kb_lo, kb_hi);
+  const int nkb = kb_hi - kb_lo;  // blocks of this CTA
   auto seg_at = [&](int kb) { return kb < kb4 ? 0 : kb < kb46 ? 1 : 2; };
   auto seg_start = [&](int seg) { return seg == 0 ? 0 : seg == 1 ? kb4 : kb46; };
 
@@ -99,19 +104,22 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
   // scale comes as the aligned 4-byte word holding it (the launcher checks that scale arrays start
   // 4-byte aligned), so that it travels with the codes by cp.async; within the last 3 bytes of a
   // row the byte is copied by a plain load instead (the word could run past the array).
-  auto issue = [&](int kb) {
-    const int seg = seg_at(kb);
-    uint8_t* slot = ring + (kb % kStages) * T::raw_slot;
+  // j counts the CTA's blocks (K block kb = kb_lo + j).
+  auto issue = [&](int j) {
+    const int kb = kb_lo + j, seg = seg_at(kb);
+    uint8_t* slot = ring + (j % kStages) * T::raw_slot;
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       if (!has_row[i]) continue;
-      if (kb == seg_start(seg)) {  // first block of a segment: cursor from the parameters
+      if (kb == seg_start(seg) || j == 0) {  // first block of a segment or of the split: cursor from the parameters
         const SegView& v = is_a[i] ? p.a : p.w;
+        const int lb = kb - seg_start(seg);
         // (Members selected by value: indexing with seg would put the arrays in local memory.)
         cur_code[i] = (seg == 0 ? v.codes[0] : seg == 1 ? v.codes[1] : v.codes[2]) +
-                      row_of[i] * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]);
+                      row_of[i] * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]) +
+                      lb * (seg == 0 ? 16 : seg == 1 ? 24 : 32);
         cur_scale[i] = (seg == 0 ? v.scales[0] : seg == 1 ? v.scales[1] : v.scales[2]) +
-                       row_of[i] * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]);
+                       row_of[i] * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]) + lb;
       }
       const int t = tid + kThreads * i;
       uint8_t* dst = slot + t * kRawRow;
@@ -138,11 +146,11 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
   };
   bool unsafe = false;  // a block this thread converted has values below 2^-126
   // Converts this thread's rows of block kb (its own cp.async copies) into bf16 buffer kb % kBufs.
-  auto convert = [&](int kb) {
-    const int seg = seg_at(kb);
+  auto convert = [&](int j) {
+    const int kb = kb_lo + j, seg = seg_at(kb);
     const int lb = kb - seg_start(seg);
-    const uint8_t* slot = ring + (kb % kStages) * T::raw_slot;
-    uint8_t* buf = tiles + (kb % kBufs) * T::buf;
+    const uint8_t* slot = ring + (j % kStages) * T::raw_slot;
+    uint8_t* buf = tiles + (j % kBufs) * T::buf;
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       if (!has_row[i]) continue;
@@ -161,7 +169,6 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
   for (int i = 0; i < NACC; ++i) acc[i] = 0.0f;
   const int g = warp >> 2;  // warpgroup: output rows 64 g .. 64 g + 63
 
-  const int nkb = static_cast<int>(p.nkb);
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
     if (s < nkb) issue(s);
@@ -204,27 +211,58 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
 
   if (__syncthreads_or(unsafe)) {
     // Values below 2^-126 somewhere in this tile: exact FP32 products on the CUDA cores instead.
-    exact_tile_fallback<kBM, BN>(p, m0, n0);
+    exact_tile_fallback<kBM, BN>(p, out_view(p), m0, n0, kb_lo, kb_hi);
     return;
   }
-  store_acc_m64<BN>(p, acc, m0 + g * 64 + (warp & 3) * 16, n0);
+  store_acc_m64<BN>(p, out_view(p), acc, m0 + g * 64 + (warp & 3) * 16, n0);
 }
 
 template <int BN>
 void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
-  const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + kBM - 1) / kBM;
-  MM_CUDA_REQUIRE(gy <= 65535, "mx_mixed_gemm: M too large for the grid");
   static const bool attr_set = [] {
     MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v10<BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Tile<BN>::smem));
     MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v10<BN>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attr_set;
-  gemm_bf16_v10<BN><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), kThreads, Tile<BN>::smem, stream>>>(p);
-  MM_CUDA_CHECK(cudaGetLastError());
+  launch_split_k(p, (p.N + BN - 1) / BN, (p.M + kBM - 1) / kBM, BN == 128 ? 2 : 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
+    gemm_bf16_v10<BN><<<grid, kThreads, Tile<BN>::smem, stream>>>(q);
+    MM_CUDA_CHECK(cudaGetLastError());
+  });
+}
+
+// y = sum over the partial slices in order (deterministic), as f32 or bf16.
+__global__ void reduce_splits(Fp8GemmArgs p, const float* __restrict__ ws, int splits) {
+  const int64_t n = p.M * p.N;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s) sum += ws[s * n + i];
+    if (p.out_f32) static_cast<float*>(p.y)[i] = sum;
+    else static_cast<__nv_bfloat16*>(p.y)[i] = __float2bfloat16_rn(sum);
+  }
 }
 
 }  // namespace
+
+int bf16_gemm_splits(int64_t tiles, int ctas_per_sm, int64_t nkb) {
+  int dev = 0, sms = 0;
+  MM_CUDA_CHECK(cudaGetDevice(&dev));
+  MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int64_t slots = static_cast<int64_t>(sms) * ctas_per_sm;
+  // Only when the tiles fill less than half of the GPU (splitting o at M = 1024, 256 tiles on
+  // 264 slots, cost 25% on H200: partial traffic and the reduction).
+  if (2 * tiles >= slots || nkb < 32) return 1;
+  // About one wave, each part at least 16 MX blocks (512 K) long.
+  const int64_t want = (slots + tiles - 1) / tiles;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, nkb / 16)));
+}
+
+void bf16_gemm_reduce_splits(const Fp8GemmArgs& p, const float* ws, int splits, cudaStream_t stream) {
+  const int64_t n = p.M * p.N;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 4096));
+  reduce_splits<<<blocks, 256, 0, stream>>>(p, ws, splits);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
 
 void mx_mixed_gemm_bf16_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream) {
   if (variant == 11) launch<256>(p, stream);

@@ -40,26 +40,57 @@ struct BlockMajor {
 
 __host__ __device__ constexpr int bytes_per_block(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
 
-// Thread per (block, row), row fastest: copies one block of one row (zeros and scale 127 for pad rows).
-__global__ void to_block_major(SegView v, int64_t rows, int64_t kb4, int64_t kb6, int64_t nkb, BlockMajor out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= nkb * out.rows_pad) return;
-  const int64_t kb = i / out.rows_pad, r = i - kb * out.rows_pad;
-  const int seg = kb < kb4 ? 0 : kb < kb4 + kb6 ? 1 : 2;
-  const int64_t lb = kb - (seg == 0 ? 0 : seg == 1 ? kb4 : kb4 + kb6);
-  const int bpb = bytes_per_block(seg);
-  uint8_t* dst = (seg == 0 ? out.codes[0] : seg == 1 ? out.codes[1] : out.codes[2]) + (lb * out.rows_pad + r) * bpb;
-  uint8_t* dsc = (seg == 0 ? out.scales[0] : seg == 1 ? out.scales[1] : out.scales[2]) + lb * out.rows_pad + r;
-  if (r >= rows) {
-    for (int j = 0; j < bpb; j += 8) *reinterpret_cast<uint2*>(dst + j) = make_uint2(0u, 0u);
-    *dsc = 127;
-    return;
+// Transposes 32 rows x 32 blocks of one segment through shared memory (CTA of 32 x 32 threads):
+// thread (x, y) reads block b0 + x of row r0 + y (a warp reads one row's contiguous bytes) and then
+// writes row r0 + x of block b0 + y (a warp writes one block's contiguous rows). Pad rows get zero
+// codes and scale 127. grid.x: block tiles of segment 0, then 1, then 2; grid.y: 32-row tiles.
+__global__ void __launch_bounds__(1024) to_block_major(SegView v, int64_t rows, int kb4, int kb6, int kb8, BlockMajor out) {
+  __shared__ uint2 codes[32][33][5];  // [row][block]: up to 32 bytes, padded so that a column read is ~2-way
+  __shared__ uint8_t scales[32][32 + 1];
+  const int t4 = (kb4 + 31) / 32, t6 = (kb6 + 31) / 32;
+  int tile = static_cast<int>(blockIdx.x), seg, nb;
+  if (tile < t4) {
+    seg = 0;
+    nb = kb4;
+  } else if (tile < t4 + t6) {
+    seg = 1;
+    tile -= t4;
+    nb = kb6;
+  } else {
+    seg = 2;
+    tile -= t4 + t6;
+    nb = kb8;
   }
-  const uint8_t* src = (seg == 0 ? v.codes[0] : seg == 1 ? v.codes[1] : v.codes[2]) +
-                       r * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]) + lb * bpb;
-  for (int j = 0; j < bpb; j += 8) *reinterpret_cast<uint2*>(dst + j) = *reinterpret_cast<const uint2*>(src + j);
-  *dsc = (seg == 0 ? v.scales[0] : seg == 1 ? v.scales[1] : v.scales[2])
-      [r * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]) + lb];
+  const int bpb = bytes_per_block(seg), words = bpb / 8;
+  const int x = threadIdx.x, y = threadIdx.y;
+  const int b0 = tile * 32;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32;
+  {  // read: block b0 + x of row r0 + y
+    const int64_t r = r0 + y;
+    const int b = b0 + x;
+    if (b < nb) {
+      if (r < rows) {
+        const uint8_t* src = (seg == 0 ? v.codes[0] : seg == 1 ? v.codes[1] : v.codes[2]) +
+                             r * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]) + int64_t{b} * bpb;
+        for (int j = 0; j < words; ++j) codes[y][x][j] = reinterpret_cast<const uint2*>(src)[j];
+        scales[y][x] = (seg == 0 ? v.scales[0] : seg == 1 ? v.scales[1] : v.scales[2])
+            [r * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]) + b];
+      } else {
+        for (int j = 0; j < words; ++j) codes[y][x][j] = make_uint2(0u, 0u);
+        scales[y][x] = 127;
+      }
+    }
+  }
+  __syncthreads();
+  {  // write: row r0 + x of block b0 + y
+    const int64_t r = r0 + x;
+    const int b = b0 + y;
+    if (b < nb && r < out.rows_pad) {
+      uint8_t* dst = (seg == 0 ? out.codes[0] : seg == 1 ? out.codes[1] : out.codes[2]) + (int64_t{b} * out.rows_pad + r) * bpb;
+      for (int j = 0; j < words; ++j) reinterpret_cast<uint2*>(dst)[j] = codes[x][y][j];
+      (seg == 0 ? out.scales[0] : seg == 1 ? out.scales[1] : out.scales[2])[int64_t{b} * out.rows_pad + r] = scales[x][y];
+    }
+  }
 }
 
 template <int BN>
@@ -87,8 +118,10 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
 
   const int tid = threadIdx.x, warp = tid >> 5, g = warp >> 2;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
-  const int nkb = static_cast<int>(p.nkb);
   const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
+  int kb_lo, kb_hi;
+  split_range(p, kb_lo, kb_hi);
+  const int nkb = kb_hi - kb_lo;  // blocks of this CTA
   auto seg_at = [&](int kb) { return kb < kb4 ? 0 : kb < kb46 ? 1 : 2; };
   auto seg_start = [&](int seg) { return seg == 0 ? 0 : seg == 1 ? kb4 : kb46; };
 
@@ -101,10 +134,10 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
   int cstride[NCH], cdst[NCH];
   const uint8_t* ssrc = nullptr;
   int sstride = 0;
-  auto plan = [&](int seg) {
+  auto plan = [&](int seg, int lb) {
     const int bpb = bytes_per_block(seg), a_pieces = kBM * bpb / 16, pieces = L::rows * bpb / 16;
-    const uint8_t* a0 = (seg == 0 ? A.codes[0] : seg == 1 ? A.codes[1] : A.codes[2]) + m0 * bpb;
-    const uint8_t* w0 = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + n0 * bpb;
+    const uint8_t* a0 = (seg == 0 ? A.codes[0] : seg == 1 ? A.codes[1] : A.codes[2]) + (lb * A.rows_pad + m0) * bpb;
+    const uint8_t* w0 = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + n0) * bpb;
 #pragma unroll
     for (int i = 0; i < NCH; ++i) {
       const int c = tid + kThreads * i;
@@ -113,14 +146,15 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
       cstride[i] = static_cast<int>((c < a_pieces ? A.rows_pad : W.rows_pad) * bpb);
     }
     const int c = tid;  // scale pieces: 8 for A, BN / 16 for W
-    ssrc = c < kBM / 16 ? (seg == 0 ? A.scales[0] : seg == 1 ? A.scales[1] : A.scales[2]) + m0 + 16 * c
-                        : (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + n0 + 16 * (c - kBM / 16);
+    ssrc = c < kBM / 16 ? (seg == 0 ? A.scales[0] : seg == 1 ? A.scales[1] : A.scales[2]) + lb * A.rows_pad + m0 + 16 * c
+                        : (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + n0 + 16 * (c - kBM / 16);
     sstride = static_cast<int>(c < kBM / 16 ? A.rows_pad : W.rows_pad);
   };
   int islot = 0, cslot = 0, cbuf = 0;  // ring slot of the next copy and of the next conversion; its bf16 buffer
-  auto issue = [&](int kb) {
-    const int seg = seg_at(kb);
-    if (kb == seg_start(seg)) plan(seg);
+  // j counts the CTA's blocks (K block kb = kb_lo + j).
+  auto issue = [&](int j) {
+    const int kb = kb_lo + j, seg = seg_at(kb);
+    if (kb == seg_start(seg) || j == 0) plan(seg, kb - seg_start(seg));
     uint8_t* slot = ring + islot * L::raw_stride;
 #pragma unroll
     for (int i = 0; i < NCH; ++i) {
@@ -133,8 +167,8 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
   };
 
   bool unsafe = false;  // a block this thread converted has values below 2^-126
-  auto convert = [&](int kb) {
-    const int seg = seg_at(kb), bpb = bytes_per_block(seg);
+  auto convert = [&](int j) {
+    const int seg = seg_at(kb_lo + j), bpb = bytes_per_block(seg);
     const uint8_t* slot = ring + cslot * L::raw_stride;
     uint8_t* buf = tiles + cbuf * L::buf;
     cslot = cslot + 1 == kStages ? 0 : cslot + 1;
@@ -201,10 +235,10 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
 
   if (__syncthreads_or(unsafe)) {
     // Values below 2^-126 somewhere in this tile: exact FP32 products on the CUDA cores instead.
-    exact_tile_fallback<kBM, BN>(p, m0, n0);
+    exact_tile_fallback<kBM, BN>(p, out_view(p), m0, n0, kb_lo, kb_hi);
     return;
   }
-  store_acc_m64<BN>(p, acc, m0 + g * 64 + (warp & 3) * 16, n0);
+  store_acc_m64<BN>(p, out_view(p), acc, m0 + g * 64 + (warp & 3) * 16, n0);
 }
 
 // Carves a block-major copy of a mixed matrix with `rows` rows out of ws; returns the bytes used.
@@ -224,7 +258,6 @@ size_t carve(uint8_t* ws, int64_t rows, int64_t kb4, int64_t kb6, int64_t kb8, B
 template <int BN>
 void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + kBM - 1) / kBM;
-  MM_CUDA_REQUIRE(gy <= 65535, "mx_mixed_gemm: M too large for the grid");
   static const bool attr_set = [] {
     MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v12<BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Layout<BN>::smem));
     MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v12<BN>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
@@ -240,12 +273,17 @@ void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   carve(ws, p.M, p.kb4, p.kb6, kb8, A);
   carve(ws + a_bytes, p.N, p.kb4, p.kb6, kb8, W);
   if (p.nkb > 0) {
-    const int64_t na = p.nkb * A.rows_pad, nw = p.nkb * W.rows_pad;
-    to_block_major<<<static_cast<unsigned>((na + 255) / 256), 256, 0, stream>>>(p.a, p.M, p.kb4, p.kb6, p.nkb, A);
-    to_block_major<<<static_cast<unsigned>((nw + 255) / 256), 256, 0, stream>>>(p.w, p.N, p.kb4, p.kb6, p.nkb, W);
+    const int k4 = static_cast<int>(p.kb4), k6 = static_cast<int>(p.kb6), k8 = static_cast<int>(kb8);
+    const unsigned tiles = static_cast<unsigned>((k4 + 31) / 32 + (k6 + 31) / 32 + (k8 + 31) / 32);
+    to_block_major<<<dim3(tiles, static_cast<unsigned>(A.rows_pad / 32)), dim3(32, 32), 0, stream>>>(p.a, p.M, k4, k6, k8, A);
+    MM_CUDA_CHECK(cudaGetLastError());
+    to_block_major<<<dim3(tiles, static_cast<unsigned>(W.rows_pad / 32)), dim3(32, 32), 0, stream>>>(p.w, p.N, k4, k6, k8, W);
+    MM_CUDA_CHECK(cudaGetLastError());
   }
-  gemm_bf16_v12<BN><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), kThreads, Layout<BN>::smem, stream>>>(p, A, W);
-  MM_CUDA_CHECK(cudaGetLastError());
+  launch_split_k(p, gx, gy, BN == 128 ? 2 : 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
+    gemm_bf16_v12<BN><<<grid, kThreads, Layout<BN>::smem, stream>>>(q, A, W);
+    MM_CUDA_CHECK(cudaGetLastError());
+  });
   MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
 }
 

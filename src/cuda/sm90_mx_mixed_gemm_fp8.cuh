@@ -14,6 +14,10 @@ struct Fp8GemmArgs {
   void* y;
   int out_f32;
   int fp6_e2m3;
+  // Split-K (v10-v13): blockIdx.z covers K blocks [z * split_chunk, (z + 1) * split_chunk) and, when
+  // split_ws is set, writes FP32 partials to split_ws[z] (M x N) instead of y.
+  int split_chunk = 0;
+  float* split_ws = nullptr;
 };
 
 // variant: 6 (128x128 tile, 8 warps, mma.sync, 1 CTA per SM), 7 (the same capped at 128 registers,
@@ -29,5 +33,32 @@ void mx_mixed_gemm_bf16_launch(int variant, const Fp8GemmArgs& p, cudaStream_t s
 // 13 (128x256 tile); see sm90_mx_mixed_gemm_bf16_a.cu. Asynchronous on stream (stream-ordered
 // workspace allocation).
 void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
+
+// Split-K of v10-v13 (sm90_mx_mixed_gemm_bf16.cu): launches kernel(q, grid) with q = p split along K
+// into enough parts to fill the GPU when the output tiles alone do not (tiles x ctas_per_sm below
+// two waves), FP32 partials in a stream-ordered workspace, then sums them in a fixed order into y.
+template <class Launch>
+void launch_split_k(const Fp8GemmArgs& p, int64_t gx, int64_t gy, int ctas_per_sm, cudaStream_t stream, Launch kernel);
+int bf16_gemm_splits(int64_t tiles, int ctas_per_sm, int64_t nkb);
+void bf16_gemm_reduce_splits(const Fp8GemmArgs& p, const float* ws, int splits, cudaStream_t stream);
+
+template <class Launch>
+void launch_split_k(const Fp8GemmArgs& p, int64_t gx, int64_t gy, int ctas_per_sm, cudaStream_t stream, Launch kernel) {
+  MM_CUDA_REQUIRE(gy <= 65535, "mx_mixed_gemm: M too large for the grid");
+  const int splits = bf16_gemm_splits(gx * gy, ctas_per_sm, p.nkb);
+  if (splits <= 1) {
+    kernel(p, dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), 1));
+    return;
+  }
+  Fp8GemmArgs q = p;
+  q.split_chunk = static_cast<int>((p.nkb + splits - 1) / splits);
+  const int parts = static_cast<int>((p.nkb + q.split_chunk - 1) / q.split_chunk);
+  float* ws = nullptr;
+  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), static_cast<size_t>(parts) * p.M * p.N * 4, stream));
+  q.split_ws = ws;
+  kernel(q, dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(parts)));
+  bf16_gemm_reduce_splits(p, ws, parts, stream);
+  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+}
 
 }  // namespace micromix::cuda
