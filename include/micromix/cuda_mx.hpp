@@ -61,9 +61,12 @@ enum class OutType { bf16, f32 };
 // Mixed GEMM: y (M, N) = dequant(a) (M, K) . dequant(w) (N, K)^T with FP32 accumulation of all
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
-// version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv);
-// 1.. select a numbered GEMM kernel (see sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its
-// magnitude is below 2^-126 (scale codes near 0); the tensor cores flush such values to zero.
+// version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv;
+// 17..512 rows: v10 with split-K, or v2; above: v12); 1.. select a numbered GEMM kernel (see
+// sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its magnitude
+// is below 2^-126 (scale codes near 0): v10-v13 detect such tiles and compute them exactly in FP32
+// on the CUDA cores; the older versions' tensor cores may flush those values to zero.
+// v10-v13 allocate stream-ordered workspace (cudaMallocAsync) for their pre-pass / split-K partials.
 void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, int version,
                    void* stream);
 // Number of GEMM versions selectable by mx_mixed_gemm's version argument, and their names.
