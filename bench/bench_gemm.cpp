@@ -294,6 +294,14 @@ int main(int argc, char** argv) {
       const int rm = copies_for(mixed_bytes(s, N), l2);
       for (int i = 0; i < rm; ++i) wmix[mi].push_back(std::make_unique<DevMixed>(s, N, g));
     }
+    // The same weights prepared once for the decode path v10 (mx_prepare_gemv_weights), as an engine would at load time.
+    std::vector<std::vector<std::unique_ptr<DevMixed>>> wprep(std::size(mixes));
+    for (size_t mi = 0; mi < std::size(mixes); ++mi)
+      for (const auto& w : wmix[mi]) {
+        wprep[mi].push_back(std::make_unique<DevMixed>(w->view.split, N, g));
+        cuda::mx_prepare_gemv_weights(w->view, wprep[mi].back()->out, stream);
+      }
+    CK(cudaStreamSynchronize(stream));
 
     for (int64_t M : Ms) {
       const size_t xb16 = static_cast<size_t>(M * K) * 2;
@@ -389,6 +397,7 @@ int main(int argc, char** argv) {
         std::vector<int> kernels = {0};
         if (M <= 16)  // decode path: its default (-1), then every version v (-1 - v)
           for (int v = 0; v <= cuda::mx_mixed_gemv_versions(); ++v) kernels.push_back(-1 - v);
+        if (M <= 16) kernels.push_back(cuda::kGemvPreparedKernel);
         if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         // FP8 tensor-core versions (6..) on every mix, quick runs included.
         if (M > 16)
@@ -398,13 +407,17 @@ int main(int argc, char** argv) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
-            if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream, -kernel - 1);
+            if (kernel == cuda::kGemvPreparedKernel)
+              cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
+                                           cuda::OutType::bf16, stream);
+            else if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream, -kernel - 1);
             else cuda::mx_mixed_gemm(xq.view, w, y16, cuda::OutType::bf16, kernel, stream);
           });
           const double bytes = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M) + static_cast<size_t>(M * N) * 2);
           const double read_gbs = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M)) / t * 1e-3;
           std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
-          if (kernel < -1) kname += std::to_string(-kernel - 1);
+          if (kernel == cuda::kGemvPreparedKernel) kname = "gemv v10 prepared weights";
+          else if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},
                           {"tflops", flop / t * 1e-6}, {"gbs", bytes / t * 1e-3}, {"read_gbs", read_gbs},

@@ -80,9 +80,21 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
                    int version = 0);
 int mx_mixed_gemv_versions();
 
+// Decode path v10 on weights prepared once (at load time) in mma fragment order: a warp reads each
+// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu).
+// The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
+// N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..16; larger
+// M runs 16 rows per launch; same contract as mx_mixed_gemv; activation codes 8-byte aligned).
+// Both asynchronous on stream.
+void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
+void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
+                            void* stream);
+
 // ---- host conveniences (tests, tools): copy to the device, run, copy back; synchronous ----------
 // y (M, N) as float (out = f32) or bf16 bits widened to float (out = bf16). kernel: 0 GEMM default,
-// v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2).
+// v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
+// kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared.
+inline constexpr int kGemvPreparedKernel = -100;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

@@ -67,14 +67,6 @@ struct V4Args {
   int fp6_e2m3;
 };
 
-// c[4] += A (16 x 16, f16, row) . B (16 x 8, f16, col).
-__device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                        uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 // Element formats of the kernel: 0 FP4 E2M1, 1 FP6 E3M2, 2 FP6 E2M3, 3 FP8 E4M3.
 template <int F>

@@ -51,8 +51,26 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
-  if (kernel < 0) mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);
-  else mx_mixed_gemm(da.view, dw.view, y.ptr, out, kernel, nullptr);
+  if (kernel == kGemvPreparedKernel) {
+    const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
+    MxMixedDeviceOut po;
+    po.rows = prepared.view.rows;
+    po.split = prepared.view.split;
+    for (int s = 0; s < mx::kSegments; ++s) {
+      po.codes[s] = const_cast<uint8_t*>(prepared.view.codes[s]);
+      po.scales[s] = const_cast<uint8_t*>(prepared.view.scales[s]);
+    }
+    for (int s = 0; s < mx::kSegments; ++s) {  // poison: the preparation must write every byte
+      if (!w.seg[s].codes.empty()) MM_CUDA_CHECK(cudaMemset(prepared.codes[s]->ptr, 0xFF, w.seg[s].codes.size()));
+      if (!w.seg[s].scales.empty()) MM_CUDA_CHECK(cudaMemset(prepared.scales[s]->ptr, 0xFF, w.seg[s].scales.size()));
+    }
+    mx_prepare_gemv_weights(dw.view, po, nullptr);
+    mx_mixed_gemv_prepared(da.view, prepared.view, y.ptr, out, nullptr);
+  } else if (kernel < 0) {
+    mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);
+  } else {
+    mx_mixed_gemm(da.view, dw.view, y.ptr, out, kernel, nullptr);
+  }
   MM_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> result(n);
   if (out == OutType::f32) {

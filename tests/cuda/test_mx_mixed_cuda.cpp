@@ -50,6 +50,7 @@ std::string version_name(const char* prefix, int v) {
 std::vector<int> decode_kernels() {
   std::vector<int> k = {-1};
   for (int v = 1; v <= cuda::mx_mixed_gemv_versions(); ++v) k.push_back(-1 - v);
+  k.push_back(cuda::kGemvPreparedKernel);  // v10 on prepared weights
   return k;
 }
 
