@@ -84,7 +84,8 @@ int mx_mixed_gemv_versions();
 // MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu).
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
 // N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..16; larger
-// M runs 16 rows per launch; same contract as mx_mixed_gemv; activation codes 8-byte aligned).
+// M runs 16 rows per launch; same contract as mx_mixed_gemv). The activations are decoded once per
+// call into a stream-ordered workspace (a small kernel before the GEMV).
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,

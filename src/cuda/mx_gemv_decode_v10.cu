@@ -45,6 +45,11 @@ struct V10Args {
   void* y;
   int out_f32;
   int fp6_e2m3;
+  // Activations decoded once per launch (prepare_activations): per K block and token (8 NT of
+  // them) 32 f16 values in the lanes' pair order, and the token's scale as a float (0 past M).
+  const uint4* act;    // [nkb][8 NT][4] x 16 bytes
+  const float* act_s;  // [nkb][8 NT]
+  int seg_start[3];    // first K block of each segment
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
@@ -103,15 +108,14 @@ template <int NT>
 struct BlockRaw {
   uint32_t wg[2], wg8[2];
   unsigned sw2;
-  uint32_t alo[NT], ahi[NT];
-  unsigned sa[NT][2];
+  uint4 b[NT];     // this lane's B pairs (token 8t + g)
+  float2 sa[NT];   // scales of tokens 8t + 2q, + 1
 };
 
+// Weight pointer of block lb for this lane: base + lb * 16 * bpb (the caller advances lb).
 template <int SEG, int NT>
-__device__ __forceinline__ void load_block(const V10Args& p, int64_t G, int lb, int g, int q, BlockRaw<NT>& r) {
-  constexpr int bpb = block_bytes(SEG), bpr = bpb / 4;
-  const int lane = 4 * g + q;
-  const uint8_t* wsrc = p.wc[SEG] + (G * p.nb[SEG] + lb) * 16 * bpb + lane * 2 * bpr;
+__device__ __forceinline__ void load_block(const V10Args& p, const uint8_t* wsrc, const uint8_t* wssrc, int kb, int g, int q,
+                                           BlockRaw<NT>& r) {
   if constexpr (SEG == 0) {
     const uint2 v = __ldg(reinterpret_cast<const uint2*>(wsrc));
     r.wg[0] = v.x, r.wg[1] = 0u, r.wg8[0] = v.y, r.wg8[1] = 0u;
@@ -123,70 +127,88 @@ __device__ __forceinline__ void load_block(const V10Args& p, int64_t G, int lb, 
     const uint4 v = __ldg(reinterpret_cast<const uint4*>(wsrc));
     r.wg[0] = v.x, r.wg[1] = v.y, r.wg8[0] = v.z, r.wg8[1] = v.w;
   }
-  r.sw2 = __ldg(reinterpret_cast<const uint16_t*>(p.ws[SEG] + (G * p.nb[SEG] + lb) * 16 + 2 * g));
-  const int64_t nbA = p.a.blocks[SEG];
+  r.sw2 = __ldg(reinterpret_cast<const uint16_t*>(wssrc));
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    const int64_t tok = 8 * t + g;
-    r.alo[t] = r.ahi[t] = 0u;
-    if (tok < p.M) {
-      const uint8_t* asrc = p.a.codes[SEG] + tok * p.a.row_bytes[SEG] + static_cast<int64_t>(lb) * bpb + q * bpr;
-      if constexpr (SEG == 0) {
-        r.alo[t] = __ldg(reinterpret_cast<const uint32_t*>(asrc));
-      } else if constexpr (SEG == 1) {
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(asrc);  // 6 bytes at an even offset
-        r.alo[t] = __ldg(h) | (uint32_t{__ldg(h + 1)} << 16);
-        r.ahi[t] = __ldg(h + 2);
-      } else {
-        const uint2 v = __ldg(reinterpret_cast<const uint2*>(asrc));
-        r.alo[t] = v.x, r.ahi[t] = v.y;
-      }
-    }
-    const int64_t t0 = 8 * t + 2 * q;
-    r.sa[t][0] = t0 < p.M ? __ldg(p.a.scales[SEG] + t0 * nbA + lb) : 256u;  // 256: no such token
-    r.sa[t][1] = t0 + 1 < p.M ? __ldg(p.a.scales[SEG] + (t0 + 1) * nbA + lb) : 256u;
+    r.b[t] = __ldg(p.act + (static_cast<int64_t>(kb) * 8 * NT + 8 * t + g) * 4 + q);
+    r.sa[t] = __ldg(reinterpret_cast<const float2*>(p.act_s + static_cast<int64_t>(kb) * 8 * NT + 8 * t + 2 * q));
   }
 }
 
-// Decodes one block's raw bytes, runs the MMAs and promotes into acc.
+// Decodes one block's weights, runs the MMAs and promotes into acc.
 template <int SEG, int NT>
 __device__ __forceinline__ void compute_block(const V10Args& p, const BlockRaw<NT>& r, Acc<NT>& acc) {
   uint32_t A[4], A8[4];
   row_pairs<SEG>(r.wg[0], r.wg[1], p.fp6_e2m3, A);
   row_pairs<SEG>(r.wg8[0], r.wg8[1], p.fp6_e2m3, A8);
-  const float swg = scale_f32(r.sw2 & 0xFFu), swg8 = scale_f32(r.sw2 >> 8);
-  // FP6 values reach the MMA scaled by 2^-k on both sides: undo it on the partial (exact).
+  // FP6 values reach the MMA scaled by 2^-k on both sides: undo it with the weight scale (applied to
+  // the partial first, so that no scale overflows where the reference does not).
   const float undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
+  const float swg = scale_f32(r.sw2 & 0xFFu), swg8 = scale_f32(r.sw2 >> 8);
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    uint32_t B[4];
-    row_pairs<SEG>(r.alo[t], r.ahi[t], p.fp6_e2m3, B);
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    mma_f16(tmp, A[0], A8[0], A[1], A8[1], B[0], B[1]);
-    mma_f16(tmp, A[2], A8[2], A[3], A8[3], B[2], B[3]);
-    const float sa0 = r.sa[t][0] > 255u ? 0.0f : scale_f32(r.sa[t][0]);
-    const float sa1 = r.sa[t][1] > 255u ? 0.0f : scale_f32(r.sa[t][1]);
-    acc.c[t][0] = fmaf(tmp[0] * undo * swg, sa0, acc.c[t][0]);
-    acc.c[t][1] = fmaf(tmp[1] * undo * swg, sa1, acc.c[t][1]);
-    acc.c[t][2] = fmaf(tmp[2] * undo * swg8, sa0, acc.c[t][2]);
-    acc.c[t][3] = fmaf(tmp[3] * undo * swg8, sa1, acc.c[t][3]);
+    mma_f16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
+    mma_f16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
+    acc.c[t][0] = fmaf(tmp[0] * undo * swg, r.sa[t].x, acc.c[t][0]);
+    acc.c[t][1] = fmaf(tmp[1] * undo * swg, r.sa[t].y, acc.c[t][1]);
+    acc.c[t][2] = fmaf(tmp[2] * undo * swg8, r.sa[t].x, acc.c[t][2]);
+    acc.c[t][3] = fmaf(tmp[3] * undo * swg8, r.sa[t].y, acc.c[t][3]);
   }
 }
 
 // Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed.
 template <int SEG, int NT>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int warp, int g, int q, Acc<NT>& acc) {
-  constexpr int U = 4;
+  constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
+  if (warp >= nb) return;
+  const int lane = 4 * g + q;
+  const uint8_t* wsrc = p.wc[SEG] + (G * nb + warp) * 16 * bpb + lane * 2 * bpr;
+  const uint8_t* wssrc = p.ws[SEG] + (G * nb + warp) * 16 + 2 * g;
   for (int lb0 = warp; lb0 < nb; lb0 += kWarps * U) {
     BlockRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (lb0 + kWarps * u < nb) load_block<SEG, NT>(p, G, lb0 + kWarps * u, g, q, r[u]);
+      if (lb0 + kWarps * u < nb)
+        load_block<SEG, NT>(p, wsrc + u * kWarps * 16 * bpb, wssrc + u * kWarps * 16, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
 #pragma unroll
     for (int u = 0; u < U; ++u)
       if (lb0 + kWarps * u < nb) compute_block<SEG, NT>(p, r[u], acc);
+    wsrc += U * kWarps * 16 * bpb;
+    wssrc += U * kWarps * 16;
   }
+}
+
+// Thread per (K block, token, q): token's elements 8q .. 8q + 7 of the block as 4 f16 pairs (FP6:
+// times 2^-6 / 2^-4), zeros past M; q = 0 also writes the token's scale (0 past M).
+template <int NT>
+__global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<int64_t>(nkb) * 8 * NT * 4) return;
+  const int q = static_cast<int>(i & 3);
+  const int64_t kt = i >> 2;
+  const int kb = static_cast<int>(kt / (8 * NT)), tok = static_cast<int>(kt - static_cast<int64_t>(kb) * 8 * NT);
+  const int seg = kb < p.seg_start[1] ? 0 : kb < p.seg_start[2] ? 1 : 2;
+  const int lb = kb - p.seg_start[seg];
+  uint32_t P[4] = {0u, 0u, 0u, 0u};
+  float sc = 0.0f;
+  if (tok < p.M) {
+    const int bpb = block_bytes(seg), bpr = bpb / 4;
+    const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
+    uint32_t lo = 0u, hi = 0u;
+    for (int j = 0; j < bpr; ++j) {  // 4 / 6 / 8 bytes at any alignment
+      const uint32_t byte = src[j];
+      if (j < 4) lo |= byte << (8 * j);
+      else hi |= byte << (8 * (j - 4));
+    }
+    if (seg == 0) row_pairs<0>(lo, hi, p.fp6_e2m3, P);
+    else if (seg == 1) row_pairs<1>(lo, hi, p.fp6_e2m3, P);
+    else row_pairs<2>(lo, hi, p.fp6_e2m3, P);
+    sc = scale_f32(p.a.scales[seg][tok * p.a.blocks[seg] + lb]);
+  }
+  act[kt * 4 + q] = make_uint4(P[0], P[1], P[2], P[3]);
+  if (q == 0) act_s[kt] = sc;
 }
 
 template <int NT>
@@ -267,9 +289,6 @@ void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& out
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
-  for (int s = 0; s < mx::kSegments; ++s)
-    MM_CUDA_REQUIRE(a.split.count(s) == 0 || (reinterpret_cast<uintptr_t>(a.codes[s]) & 7u) == 0,
-                    "mx_mixed_gemv_prepared: activation codes must be 8-byte aligned");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -285,7 +304,15 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   const auto s = static_cast<cudaStream_t>(stream);
   const unsigned grid = static_cast<unsigned>(p.N / 16);
-  // 16 activation rows per launch (the decode range is M <= 16; larger M works, one launch per 16).
+  p.seg_start[0] = 0;
+  p.seg_start[1] = p.nb[0];
+  p.seg_start[2] = p.nb[0] + p.nb[1];
+  const int nkb = p.nb[0] + p.nb[1] + p.nb[2];
+  // Stream-ordered workspace for the decoded activations of up to 16 rows.
+  const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
+  uint8_t* ws = nullptr;
+  if (nkb > 0) MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), act_bytes + act_s_bytes, s));
+  // 16 activation rows per launch (the decode range is M <= 16; larger M works, one pair of launches per 16).
   for (int64_t m0 = 0; m0 < a.rows; m0 += 16) {
     V10Args q = p;
     q.M = std::min<int64_t>(16, a.rows - m0);
@@ -294,10 +321,21 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
       q.a.scales[seg] = p.a.scales[seg] + m0 * p.a.blocks[seg];
     }
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
-    if (q.M <= 8) gemv_frag<1><<<grid, kWarps * 32, 0, s>>>(q);
+    q.act = reinterpret_cast<const uint4*>(ws);
+    q.act_s = reinterpret_cast<const float*>(ws + act_bytes);
+    const int nt = q.M <= 8 ? 1 : 2;
+    if (nkb > 0) {
+      const int64_t threads = static_cast<int64_t>(nkb) * 8 * nt * 4;
+      const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
+      if (nt == 1) prepare_activations<1><<<blocks, 256, 0, s>>>(q, nkb, reinterpret_cast<uint4*>(ws), reinterpret_cast<float*>(ws + act_bytes));
+      else prepare_activations<2><<<blocks, 256, 0, s>>>(q, nkb, reinterpret_cast<uint4*>(ws), reinterpret_cast<float*>(ws + act_bytes));
+      MM_CUDA_CHECK(cudaGetLastError());
+    }
+    if (nt == 1) gemv_frag<1><<<grid, kWarps * 32, 0, s>>>(q);
     else gemv_frag<2><<<grid, kWarps * 32, 0, s>>>(q);
     MM_CUDA_CHECK(cudaGetLastError());
   }
+  if (ws) MM_CUDA_CHECK(cudaFreeAsync(ws, s));
 }
 
 }  // namespace micromix::cuda
