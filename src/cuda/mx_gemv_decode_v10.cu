@@ -157,7 +157,8 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const BlockRaw<N
   }
 }
 
-// Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed.
+// Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed (full
+// batches without per-block bounds checks, then the tail).
 template <int SEG, int NT>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int warp, int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
@@ -166,17 +167,23 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int 
   const int lane = 4 * g + q;
   const uint8_t* wsrc = p.wc[SEG] + (G * nb + warp) * 16 * bpb + lane * 2 * bpr;
   const uint8_t* wssrc = p.ws[SEG] + (G * nb + warp) * 16 + 2 * g;
-  for (int lb0 = warp; lb0 < nb; lb0 += kWarps * U) {
+  int lb0 = warp;
+  for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
     BlockRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (lb0 + kWarps * u < nb)
-        load_block<SEG, NT>(p, wsrc + u * kWarps * 16 * bpb, wssrc + u * kWarps * 16, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
+      load_block<SEG, NT>(p, wsrc + u * kWarps * 16 * bpb, wssrc + u * kWarps * 16, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (lb0 + kWarps * u < nb) compute_block<SEG, NT>(p, r[u], acc);
+    for (int u = 0; u < U; ++u) compute_block<SEG, NT>(p, r[u], acc);
     wsrc += U * kWarps * 16 * bpb;
     wssrc += U * kWarps * 16;
+  }
+  for (; lb0 < nb; lb0 += kWarps) {  // the tail, one block at a time
+    BlockRaw<NT> r;
+    load_block<SEG, NT>(p, wsrc, wssrc, p.seg_start[SEG] + lb0, g, q, r);
+    compute_block<SEG, NT>(p, r, acc);
+    wsrc += kWarps * 16 * bpb;
+    wssrc += kWarps * 16;
   }
 }
 
