@@ -73,9 +73,10 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
 int mx_mixed_gemm_versions();
 const char* mx_mixed_gemm_version_name(int version);
 
-// Decode path for M <= 16: streams w once, dequantizes in registers, FP32 accumulation on CUDA
-// cores. Same contract as mx_mixed_gemm. version: 0 default (the latest), 1.. a numbered kernel
-// (see mx_gemv_decode.cu).
+// Decode path for M <= 16 on row-major weights: streams w once; v1-v3 dequantize on the CUDA cores,
+// v4.. run f16 tensor-core MMAs on unscaled element values with FP32 promotion per MX block (see
+// mx_gemv_decode.cu, mx_gemv_decode_v4.cu). Same contract as mx_mixed_gemm. version: 0 the default
+// (v8), 1.. a numbered kernel. Faster on most shapes: mx_mixed_gemv_prepared below.
 void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, void* stream,
                    int version = 0);
 int mx_mixed_gemv_versions();
