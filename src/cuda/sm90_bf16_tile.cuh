@@ -282,4 +282,20 @@ __device__ __forceinline__ void store_acc_m64(const Fp8GemmArgs& p, OutView o, c
     }
 }
 
+// End of a v10-v13 tile: the exact fallback if any thread flagged values below 2^-126 (CTA-wide
+// vote), else the warpgroup's m64 x BN accumulators (rows row0.. of the warp's 16-row slice).
+template <int BM, int BN>
+__device__ __forceinline__ void finish_tile(const Fp8GemmArgs& p, bool unsafe, const float (&acc)[BN / 2], int64_t m0,
+                                            int64_t n0, int64_t row0, int kb_lo, int kb_hi) {
+  if (__syncthreads_or(unsafe)) exact_tile_fallback<BM, BN>(p, out_view(p), m0, n0, kb_lo, kb_hi);
+  else store_acc_m64<BN>(p, out_view(p), acc, row0, n0);
+}
+
+// Host: the dynamic shared-memory size and the largest carveout for a kernel, once per kernel.
+template <class Kernel>
+inline void set_smem_attributes(Kernel kernel, int bytes) {
+  MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+}
+
 }  // namespace micromix::cuda::bf16tc

@@ -209,21 +209,12 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1) gemm_bf16_v10(Fp8
   wgmma_wait0();
   cp_async_wait<0>();
 
-  if (__syncthreads_or(unsafe)) {
-    // Values below 2^-126 somewhere in this tile: exact FP32 products on the CUDA cores instead.
-    exact_tile_fallback<kBM, BN>(p, out_view(p), m0, n0, kb_lo, kb_hi);
-    return;
-  }
-  store_acc_m64<BN>(p, out_view(p), acc, m0 + g * 64 + (warp & 3) * 16, n0);
+  finish_tile<kBM, BN>(p, unsafe, acc, m0, n0, m0 + g * 64 + (warp & 3) * 16, kb_lo, kb_hi);
 }
 
 template <int BN>
 void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
-  static const bool attr_set = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v10<BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Tile<BN>::smem));
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v10<BN>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
-  }();
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_v10<BN>, Tile<BN>::smem), true);
   (void)attr_set;
   launch_split_k(p, (p.N + BN - 1) / BN, (p.M + kBM - 1) / kBM, BN == 128 ? 2 : 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
     gemm_bf16_v10<BN><<<grid, kThreads, Tile<BN>::smem, stream>>>(q);

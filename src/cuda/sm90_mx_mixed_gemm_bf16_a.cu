@@ -233,12 +233,7 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
   wgmma_wait0();
   cp_async_wait<0>();
 
-  if (__syncthreads_or(unsafe)) {
-    // Values below 2^-126 somewhere in this tile: exact FP32 products on the CUDA cores instead.
-    exact_tile_fallback<kBM, BN>(p, out_view(p), m0, n0, kb_lo, kb_hi);
-    return;
-  }
-  store_acc_m64<BN>(p, out_view(p), acc, m0 + g * 64 + (warp & 3) * 16, n0);
+  finish_tile<kBM, BN>(p, unsafe, acc, m0, n0, m0 + g * 64 + (warp & 3) * 16, kb_lo, kb_hi);
 }
 
 // Carves a block-major copy of a mixed matrix with `rows` rows out of ws; returns the bytes used.
@@ -258,11 +253,7 @@ size_t carve(uint8_t* ws, int64_t rows, int64_t kb4, int64_t kb6, int64_t kb8, B
 template <int BN>
 void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + kBM - 1) / kBM;
-  static const bool attr_set = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v12<BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, Layout<BN>::smem));
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_bf16_v12<BN>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
-  }();
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_v12<BN>, Layout<BN>::smem), true);
   (void)attr_set;
   const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
   BlockMajor A{}, W{};
