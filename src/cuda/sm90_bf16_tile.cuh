@@ -208,6 +208,49 @@ __device__ __forceinline__ bool block_row_to_bf16(int seg, const uint8_t* src, u
   return sc < kMinSafeScale && any != 0;
 }
 
+// Half h of one row of one MX block (elements 16 h .. 16 h + 15 in the K order of
+// block_row_to_bf16<true>: words 8 h .. 8 h + 7 of its output) -> 8 bf16x2 words o. src points at
+// the half's codes (8 / 12 / 16 bytes for segment 0 / 1 / 2, 4-byte aligned). Returns true if the
+// half has values below 2^-126.
+__device__ __forceinline__ bool block_half_row_to_bf16(int seg, const uint8_t* src, unsigned sc, bool e2m3,
+                                                       uint32_t (&o)[8]) {
+  const float s = scale_f32(sc);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(src);
+  uint32_t any;
+  if (seg == 0) {
+    const uint2 q = *reinterpret_cast<const uint2*>(src);
+    any = q.x | q.y;
+    const uint32_t s2 = pack_bf16x2(s, s);
+    uint32_t o0[4], o1[4];
+    fp4_word_to_bf16_il(q.x, s2, o0);
+    fp4_word_to_bf16_il(q.y, s2, o1);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      o[e] = o0[e];
+      o[4 + e] = o1[e];
+    }
+  } else if (seg == 1) {
+    const uint32_t q[3] = {w[0], w[1], w[2]};
+    any = q[0] | q[1] | q[2];
+    fp6_words_to_bf16<4>(q, e2m3, s, o);
+  } else {
+    const uint4 v = *reinterpret_cast<const uint4*>(src);
+    const uint32_t q[4] = {v.x, v.y, v.z, v.w};
+    any = v.x | v.y | v.z | v.w;
+    fp8_words_to_bf16<4>(q, s, o);
+  }
+  return sc < kMinSafeScale && any != 0;
+}
+
+// Stores half h of row t (8 words) into sub-tile h of a block buffer (sub-tiles sub bytes apart),
+// with store_row_sw32's 32-byte swizzle.
+__device__ __forceinline__ void store_half_row_sw32(uint8_t* buf, int sub, int t, int h, const uint32_t (&o)[8]) {
+  const int sw = (t >> 2) & 1;
+  uint4* row = reinterpret_cast<uint4*>(buf + h * sub + t * 32);
+  row[sw] = make_uint4(o[0], o[1], o[2], o[3]);
+  row[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
+}
+
 // Stores row t's 16 words into a block buffer of two k16 sub-tiles (sub bytes apart): words 0..7 ->
 // sub-tile 0, 8..15 -> sub-tile 1; 16-byte chunk c of the row at c ^ ((t >> 2) & 1) (32-byte swizzle).
 __device__ __forceinline__ void store_row_sw32(uint8_t* buf, int sub, int t, const uint32_t (&o)[16]) {

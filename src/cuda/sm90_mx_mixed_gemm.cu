@@ -19,6 +19,10 @@
 //   v12  v10 fed from block-major copies of both operands (a pre-pass; one contiguous run per tile
 //        and step instead of a sector per row), 128x128, 2 CTAs/SM (sm90_mx_mixed_gemm_bf16_a.cu).
 //   v13  v12 with a 128x256 tile, 1 CTA/SM.
+//   v14  activations converted to BF16 tiles once per call (pre-pass), weights converted per
+//        256x128 tile (sm90_mx_mixed_gemm_bf16_pa.cu).
+//   v15  weights converted in registers as wgmma's A operand (RS), activations pre-converted as B,
+//        128 weight rows x 256 tokens, producer warp + mbarrier ring (sm90_mx_mixed_gemm_bf16_rs.cu).
 // v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). Default: v12 above M = 512,
 // v10 (split-K) or v2 from 17 to 512 rows, the decode path up to 16.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
@@ -379,8 +383,10 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
                                      "v10 bf16 wgmma, scales folded, 128x128",
                                      "v11 bf16 wgmma, scales folded, 128x256",
                                      "v12 bf16 wgmma, block-major pre-pass, 128x128",
-                                     "v13 bf16 wgmma, block-major pre-pass, 128x256"};
-constexpr int kVersions = 13;
+                                     "v13 bf16 wgmma, block-major pre-pass, 128x256",
+                                     "v14 bf16 wgmma, activations pre-converted, 256x128",
+                                     "v15 bf16 wgmma RS, weights in registers, 256x128"};
+constexpr int kVersions = 15;
 
 }  // namespace
 
@@ -427,6 +433,8 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   const auto s = static_cast<cudaStream_t>(stream);
   if (version >= 6) {
     const Fp8GemmArgs f{p.a, p.w, p.M, p.N, p.kb4, p.kb6, p.nkb, p.y, p.out_f32, p.fp6_e2m3};
+    if (version == 15) return mx_mixed_gemm_bf16rs_launch(f, s);
+    if (version == 14) return mx_mixed_gemm_bf16pa_launch(f, s);
     if (version >= 12) return mx_mixed_gemm_bf16a_launch(version, f, s);
     return version >= 10 ? mx_mixed_gemm_bf16_launch(version, f, s) : mx_mixed_gemm_fp8_launch(version, f, s);
   }

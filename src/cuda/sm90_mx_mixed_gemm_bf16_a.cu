@@ -21,77 +21,16 @@
 // kb - 1 done; barrier; convert block kb + 2; fence.proxy.async; copies of block kb + 5.
 // v12: BN = 128 (2 CTAs per SM). v13: BN = 256 (1 CTA per SM).
 #include "cuda/sm90_bf16_tile.cuh"
+#include "cuda/sm90_block_major.cuh"
 
 namespace micromix::cuda {
 namespace {
 
 using namespace mixed;
 using namespace bf16tc;
+using namespace blockmajor;
 
-constexpr int kBM = 128, kThreads = 256, kStages = 6, kBufs = 3, kRowPad = 256;
-
-// A block-major copy of a mixed matrix: segment s holds codes[s][b][r][bpb] and scales[s][b][r]
-// for block b of the segment and row r < rows_pad.
-struct BlockMajor {
-  uint8_t* codes[3];
-  uint8_t* scales[3];
-  int64_t rows_pad;
-};
-
-__host__ __device__ constexpr int bytes_per_block(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
-
-// Transposes 32 rows x 32 blocks of one segment through shared memory (CTA of 32 x 32 threads):
-// thread (x, y) reads block b0 + x of row r0 + y (a warp reads one row's contiguous bytes) and then
-// writes row r0 + x of block b0 + y (a warp writes one block's contiguous rows). Pad rows get zero
-// codes and scale 127. grid.x: block tiles of segment 0, then 1, then 2; grid.y: 32-row tiles.
-__global__ void __launch_bounds__(1024) to_block_major(SegView v, int64_t rows, int kb4, int kb6, int kb8, BlockMajor out) {
-  __shared__ uint2 codes[32][33][5];  // [row][block]: up to 32 bytes, padded so that a column read is ~2-way
-  __shared__ uint8_t scales[32][32 + 1];
-  const int t4 = (kb4 + 31) / 32, t6 = (kb6 + 31) / 32;
-  int tile = static_cast<int>(blockIdx.x), seg, nb;
-  if (tile < t4) {
-    seg = 0;
-    nb = kb4;
-  } else if (tile < t4 + t6) {
-    seg = 1;
-    tile -= t4;
-    nb = kb6;
-  } else {
-    seg = 2;
-    tile -= t4 + t6;
-    nb = kb8;
-  }
-  const int bpb = bytes_per_block(seg), words = bpb / 8;
-  const int x = threadIdx.x, y = threadIdx.y;
-  const int b0 = tile * 32;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32;
-  {  // read: block b0 + x of row r0 + y
-    const int64_t r = r0 + y;
-    const int b = b0 + x;
-    if (b < nb) {
-      if (r < rows) {
-        const uint8_t* src = (seg == 0 ? v.codes[0] : seg == 1 ? v.codes[1] : v.codes[2]) +
-                             r * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]) + int64_t{b} * bpb;
-        for (int j = 0; j < words; ++j) codes[y][x][j] = reinterpret_cast<const uint2*>(src)[j];
-        scales[y][x] = (seg == 0 ? v.scales[0] : seg == 1 ? v.scales[1] : v.scales[2])
-            [r * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]) + b];
-      } else {
-        for (int j = 0; j < words; ++j) codes[y][x][j] = make_uint2(0u, 0u);
-        scales[y][x] = 127;
-      }
-    }
-  }
-  __syncthreads();
-  {  // write: row r0 + x of block b0 + y
-    const int64_t r = r0 + x;
-    const int b = b0 + y;
-    if (b < nb && r < out.rows_pad) {
-      uint8_t* dst = (seg == 0 ? out.codes[0] : seg == 1 ? out.codes[1] : out.codes[2]) + (int64_t{b} * out.rows_pad + r) * bpb;
-      for (int j = 0; j < words; ++j) reinterpret_cast<uint2*>(dst)[j] = codes[x][y][j];
-      (seg == 0 ? out.scales[0] : seg == 1 ? out.scales[1] : out.scales[2])[int64_t{b} * out.rows_pad + r] = scales[x][y];
-    }
-  }
-}
+constexpr int kBM = 128, kThreads = 256, kStages = 6, kBufs = 3;
 
 template <int BN>
 struct Layout {
@@ -236,6 +175,96 @@ __global__ void __launch_bounds__(kThreads, BN == 128 ? 2 : 1)
   finish_tile<kBM, BN>(p, unsafe, acc, m0, n0, m0 + g * 64 + (warp & 3) * 16, kb_lo, kb_hi);
 }
 
+template <int BN>
+void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
+  const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + kBM - 1) / kBM;
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_v12<BN>, Layout<BN>::smem), true);
+  (void)attr_set;
+  const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
+  BlockMajor A{}, W{};
+  const size_t a_bytes = carve(nullptr, p.M, p.kb4, p.kb6, kb8, A), w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
+  // Stream-ordered workspace: no device-wide synchronization.
+  uint8_t* ws = nullptr;
+  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), a_bytes + w_bytes + 16, stream));
+  carve(ws, p.M, p.kb4, p.kb6, kb8, A);
+  carve(ws + a_bytes, p.N, p.kb4, p.kb6, kb8, W);
+  block_major_launch(p.a, p.M, p.kb4, p.kb6, kb8, A, stream);
+  block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
+  launch_split_k(p, gx, gy, BN == 128 ? 2 : 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
+    gemm_bf16_v12<BN><<<grid, kThreads, Layout<BN>::smem, stream>>>(q, A, W);
+    MM_CUDA_CHECK(cudaGetLastError());
+  });
+  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+}
+
+}  // namespace
+
+void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream) {
+  if (variant == 13) launch<256>(p, stream);
+  else launch<128>(p, stream);
+}
+
+
+namespace blockmajor {
+namespace {
+
+using namespace mixed;
+
+// Transposes 32 rows x 32 blocks of one segment through shared memory (CTA of 32 x 32 threads):
+// thread (x, y) reads block b0 + x of row r0 + y (a warp reads one row's contiguous bytes) and then
+// writes row r0 + x of block b0 + y (a warp writes one block's contiguous rows). Pad rows get zero
+// codes and scale 127. grid.x: block tiles of segment 0, then 1, then 2; grid.y: 32-row tiles.
+__global__ void __launch_bounds__(1024) to_block_major(SegView v, int64_t rows, int kb4, int kb6, int kb8, BlockMajor out) {
+  __shared__ uint2 codes[32][33][5];  // [row][block]: up to 32 bytes, padded so that a column read is ~2-way
+  __shared__ uint8_t scales[32][32 + 1];
+  const int t4 = (kb4 + 31) / 32, t6 = (kb6 + 31) / 32;
+  int tile = static_cast<int>(blockIdx.x), seg, nb;
+  if (tile < t4) {
+    seg = 0;
+    nb = kb4;
+  } else if (tile < t4 + t6) {
+    seg = 1;
+    tile -= t4;
+    nb = kb6;
+  } else {
+    seg = 2;
+    tile -= t4 + t6;
+    nb = kb8;
+  }
+  const int bpb = bytes_per_block(seg), words = bpb / 8;
+  const int x = threadIdx.x, y = threadIdx.y;
+  const int b0 = tile * 32;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * 32;
+  {  // read: block b0 + x of row r0 + y
+    const int64_t r = r0 + y;
+    const int b = b0 + x;
+    if (b < nb) {
+      if (r < rows) {
+        const uint8_t* src = (seg == 0 ? v.codes[0] : seg == 1 ? v.codes[1] : v.codes[2]) +
+                             r * (seg == 0 ? v.row_bytes[0] : seg == 1 ? v.row_bytes[1] : v.row_bytes[2]) + int64_t{b} * bpb;
+        for (int j = 0; j < words; ++j) codes[y][x][j] = reinterpret_cast<const uint2*>(src)[j];
+        scales[y][x] = (seg == 0 ? v.scales[0] : seg == 1 ? v.scales[1] : v.scales[2])
+            [r * (seg == 0 ? v.blocks[0] : seg == 1 ? v.blocks[1] : v.blocks[2]) + b];
+      } else {
+        for (int j = 0; j < words; ++j) codes[y][x][j] = make_uint2(0u, 0u);
+        scales[y][x] = 127;
+      }
+    }
+  }
+  __syncthreads();
+  {  // write: row r0 + x of block b0 + y
+    const int64_t r = r0 + x;
+    const int b = b0 + y;
+    if (b < nb && r < out.rows_pad) {
+      uint8_t* dst = (seg == 0 ? out.codes[0] : seg == 1 ? out.codes[1] : out.codes[2]) + (int64_t{b} * out.rows_pad + r) * bpb;
+      for (int j = 0; j < words; ++j) reinterpret_cast<uint2*>(dst)[j] = codes[x][y][j];
+      (seg == 0 ? out.scales[0] : seg == 1 ? out.scales[1] : out.scales[2])[int64_t{b} * out.rows_pad + r] = scales[x][y];
+    }
+  }
+}
+
+}  // namespace
+
 // Carves a block-major copy of a mixed matrix with `rows` rows out of ws; returns the bytes used.
 size_t carve(uint8_t* ws, int64_t rows, int64_t kb4, int64_t kb6, int64_t kb8, BlockMajor& out) {
   out.rows_pad = (rows + kRowPad - 1) / kRowPad * kRowPad;
@@ -250,39 +279,15 @@ size_t carve(uint8_t* ws, int64_t rows, int64_t kb4, int64_t kb6, int64_t kb8, B
   return off;
 }
 
-template <int BN>
-void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
-  const int64_t gx = (p.N + BN - 1) / BN, gy = (p.M + kBM - 1) / kBM;
-  static const bool attr_set = (set_smem_attributes(gemm_bf16_v12<BN>, Layout<BN>::smem), true);
-  (void)attr_set;
-  const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
-  BlockMajor A{}, W{};
-  const size_t a_bytes = carve(nullptr, p.M, p.kb4, p.kb6, kb8, A), w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
-  // Stream-ordered workspace: no device-wide synchronization.
-  uint8_t* ws = nullptr;
-  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), a_bytes + w_bytes + 16, stream));
-  carve(ws, p.M, p.kb4, p.kb6, kb8, A);
-  carve(ws + a_bytes, p.N, p.kb4, p.kb6, kb8, W);
-  if (p.nkb > 0) {
-    const int k4 = static_cast<int>(p.kb4), k6 = static_cast<int>(p.kb6), k8 = static_cast<int>(kb8);
-    const unsigned tiles = static_cast<unsigned>((k4 + 31) / 32 + (k6 + 31) / 32 + (k8 + 31) / 32);
-    to_block_major<<<dim3(tiles, static_cast<unsigned>(A.rows_pad / 32)), dim3(32, 32), 0, stream>>>(p.a, p.M, k4, k6, k8, A);
-    MM_CUDA_CHECK(cudaGetLastError());
-    to_block_major<<<dim3(tiles, static_cast<unsigned>(W.rows_pad / 32)), dim3(32, 32), 0, stream>>>(p.w, p.N, k4, k6, k8, W);
-    MM_CUDA_CHECK(cudaGetLastError());
-  }
-  launch_split_k(p, gx, gy, BN == 128 ? 2 : 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
-    gemm_bf16_v12<BN><<<grid, kThreads, Layout<BN>::smem, stream>>>(q, A, W);
-    MM_CUDA_CHECK(cudaGetLastError());
-  });
-  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+void block_major_launch(const SegView& v, int64_t rows, int64_t kb4, int64_t kb6, int64_t kb8, const BlockMajor& out,
+                        cudaStream_t stream) {
+  if (kb4 + kb6 + kb8 == 0) return;
+  const int k4 = static_cast<int>(kb4), k6 = static_cast<int>(kb6), k8 = static_cast<int>(kb8);
+  const unsigned tiles = static_cast<unsigned>((k4 + 31) / 32 + (k6 + 31) / 32 + (k8 + 31) / 32);
+  to_block_major<<<dim3(tiles, static_cast<unsigned>(out.rows_pad / 32)), dim3(32, 32), 0, stream>>>(v, rows, k4, k6, k8, out);
+  MM_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace
-
-void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream) {
-  if (variant == 13) launch<256>(p, stream);
-  else launch<128>(p, stream);
-}
+}  // namespace blockmajor
 
 }  // namespace micromix::cuda

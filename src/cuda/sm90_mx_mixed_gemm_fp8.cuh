@@ -34,6 +34,15 @@ void mx_mixed_gemm_bf16_launch(int variant, const Fp8GemmArgs& p, cudaStream_t s
 // workspace allocation).
 void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
 
+// v14: activations converted to BF16 tiles once by a pre-pass, weights (block-major) converted per
+// 256 x 128 tile; see sm90_mx_mixed_gemm_bf16_pa.cu. Asynchronous on stream (stream-ordered workspace).
+void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream);
+
+// v15: weights as the register operand of BF16 wgmma (converted per thread from block-major codes),
+// activations pre-converted to BF16 as the shared operand, producer warp + mbarrier ring; see
+// sm90_mx_mixed_gemm_bf16_rs.cu. Asynchronous on stream (stream-ordered workspace).
+void mx_mixed_gemm_bf16rs_launch(const Fp8GemmArgs& p, cudaStream_t stream);
+
 // Split-K of v10-v13 (sm90_mx_mixed_gemm_bf16.cu): launches kernel(q, grid) with q = p split along K
 // into enough parts to fill the GPU when the output tiles alone do not (tiles x ctas_per_sm below
 // two waves), FP32 partials in a stream-ordered workspace, then sums them in a fixed order into y.

@@ -1,0 +1,301 @@
+// Mixed MX GEMM v15: the WEIGHTS are the register operand of BF16 wgmma (RS form): each consumer
+// thread converts its own A fragments (exact BF16, scale folded) straight from the packed codes,
+// so converted weights never touch shared memory; the activations, converted to BF16 once per call
+// by a pre-pass (as v14), are the shared-memory operand; bulk asynchronous copies (cp.async.bulk, the
+// TMA engine without a tensor map) stream both into a multi-stage ring synchronized by mbarriers (no CTA-wide barrier in the K loop).
+//
+// Why (GPU_NOTES, session 4): v14 (weights converted into shared memory, one __syncthreads per
+// step) ran at 1560 cycles per 256 x 128 x 32 step against 512 of tensor work: every step moved
+// ~77 KB through shared memory (wgmma reading the weight tile once per m64 slab, the converted tile
+// written and the raw codes read) and all warps met at a barrier. Here a CTA computes 128 weight
+// rows x 256 tokens; per step shared memory sees 16 KB of activation copies, 32 KB of wgmma reads
+// (m64n256k16: 64 weight rows per warpgroup from registers, 256 tokens from shared memory) and
+// ~2.5 KB of code reads.
+//
+// K order: wgmma sums over k, so both operands may use any one permutation of a block's 32
+// elements. slice_to_bf16 below fixes it: thread quad q of a fragment row converts the 8 codes of
+// slice q of the block into R[0..3]; R[2 h + s] feeds A-fragment columns 16 h + 8 s + 2 q + {0, 1}.
+// The activation pre-pass writes element (16 h + 8 s + 2 q + e) of each row's block from the same
+// function, so both sides agree by construction.
+//
+// Numerics as v10-v14 (exact BF16 products, FP32 accumulation; tiles with values below 2^-126 are
+// recomputed exactly on the CUDA cores).
+// CTA: 2 warpgroups (64 weight rows each, all 256 tokens); one lane per step also issues its bulk copies.
+#include "cuda/sm90_bf16_tile.cuh"
+#include "cuda/sm90_block_major.cuh"
+
+namespace micromix::cuda {
+namespace {
+
+using namespace mixed;
+using namespace bf16tc;
+using namespace blockmajor;
+
+constexpr int kTok = 256, kWRows = 128, kThreads = 256;
+constexpr int kStages = 8, kLead = 6;  // ring depth; steps in flight ahead of the one computed
+
+struct Layout {
+  static constexpr int tok_sub = kTok * 32;  // one k16 half of the tokens tile, bf16
+  static constexpr int tok = 2 * tok_sub;
+  static constexpr int w_codes = kWRows * 32;  // FP8 worst case
+  static constexpr int stage = (tok + w_codes + kWRows + 1023) / 1024 * 1024;
+  static constexpr int bars = kStages * stage;  // full[kStages], empty[kStages]
+  static constexpr int smem = bars + 2 * kStages * 8 + 1024;
+};
+
+// Slice q (8 codes) of one row of one MX block -> R[0..3] (bf16x2 of value * scale; s2 = bf16x2 of
+// the scale, s its float). FP4: R[j] = codes (8 q + j, 8 q + j + 4) (fp4_word_to_bf16_il); FP6 /
+// FP8: R[j] = codes (8 q + 2 j, 8 q + 2 j + 1). Returns true if the slice has values below 2^-126.
+__device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* block, int q, unsigned sc, bool e2m3,
+                                              uint32_t (&R)[4]) {
+  const float s = scale_f32(sc);
+  uint32_t any;
+  if (seg == 0) {
+    const uint32_t w = reinterpret_cast<const uint32_t*>(block)[q];
+    any = w;
+    fp4_word_to_bf16_il(w, pack_bf16x2(s, s), R);
+  } else if (seg == 1) {
+    const int at = 6 * q;  // byte offset of the 48 bits (0, 6, 12, 18): two 4-byte aligned words cover them
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(block + (at & ~3));
+    const uint64_t x = ((uint64_t{w[1]} << 32) | w[0]) >> (8 * (at & 3));
+    const uint32_t g0 = static_cast<uint32_t>(x) & 0xFFFFFFu, g1 = static_cast<uint32_t>(x >> 24) & 0xFFFFFFu;
+    any = g0 | g1;
+    const uint32_t f6 = e2m3 ? 0x54005400u : 0x4C004C00u;  // f16x2 of 64 (E2M3) or 16 (E3M2)
+    e4m3x4_to_bf16(fp6x4_to_e4m3(g0, e2m3), f6, true, s, R[0], R[1]);
+    e4m3x4_to_bf16(fp6x4_to_e4m3(g1, e2m3), f6, true, s, R[2], R[3]);
+  } else {
+    const uint2 w = reinterpret_cast<const uint2*>(block)[q];
+    any = w.x | w.y;
+    e4m3x4_to_bf16(w.x, 0u, false, s, R[0], R[1]);
+    e4m3x4_to_bf16(w.y, 0u, false, s, R[2], R[3]);
+  }
+  return sc < kMinSafeScale && any != 0;
+}
+
+// Activations -> BF16 in slice_to_bf16's K order: for K block kb and half h, rows_pad x 32 bytes
+// (word 4 s + q of row r = R_q[2 h + s]), the two 16-byte chunks of row r swapped when (r >> 2) & 1.
+// Thread (row, half h = lane & 1); grid.x: 128-row groups, grid.y: K blocks. unsafe[r / 256] |= 1
+// where a block of the row has values below 2^-126.
+__global__ void __launch_bounds__(256) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t rows_pad, uint8_t* out, int* unsafe) {
+  const int h = threadIdx.x & 1;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * 128 + (threadIdx.x >> 1);
+  const int64_t kb = blockIdx.y;
+  int64_t lb;
+  const int seg = seg_of(p, kb, lb);
+  uint32_t o[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
+  bool bad = false;
+  if (r < p.M) {
+    const uint8_t* block = (seg == 0 ? p.a.codes[0] : seg == 1 ? p.a.codes[1] : p.a.codes[2]) +
+                           r * (seg == 0 ? p.a.row_bytes[0] : seg == 1 ? p.a.row_bytes[1] : p.a.row_bytes[2]) +
+                           lb * bytes_per_block(seg);
+    const unsigned sc = (seg == 0 ? p.a.scales[0] : seg == 1 ? p.a.scales[1] : p.a.scales[2])
+        [r * (seg == 0 ? p.a.blocks[0] : seg == 1 ? p.a.blocks[1] : p.a.blocks[2]) + lb];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      uint32_t R[4];
+      if (slice_to_bf16(seg, block, q, sc, p.fp6_e2m3, R)) bad = true;
+      o[q] = R[2 * h];
+      o[4 + q] = R[2 * h + 1];
+    }
+  }
+  uint4* dst = reinterpret_cast<uint4*>(out + ((kb * 2 + h) * rows_pad + r) * 32);
+  const int sw = static_cast<int>(r >> 2) & 1;
+  dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
+  dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
+  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / kTok, 1);
+}
+
+#define MM_ACC64(o)                                                                                              \
+  "+f"(d[o + 0]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3]), "+f"(d[o + 4]), "+f"(d[o + 5]), "+f"(d[o + 6]), \
+      "+f"(d[o + 7]), "+f"(d[o + 8]), "+f"(d[o + 9]), "+f"(d[o + 10]), "+f"(d[o + 11]), "+f"(d[o + 12]),        \
+      "+f"(d[o + 13]), "+f"(d[o + 14]), "+f"(d[o + 15]), "+f"(d[o + 16]), "+f"(d[o + 17]), "+f"(d[o + 18]),     \
+      "+f"(d[o + 19]), "+f"(d[o + 20]), "+f"(d[o + 21]), "+f"(d[o + 22]), "+f"(d[o + 23]), "+f"(d[o + 24]),     \
+      "+f"(d[o + 25]), "+f"(d[o + 26]), "+f"(d[o + 27]), "+f"(d[o + 28]), "+f"(d[o + 29]), "+f"(d[o + 30]),     \
+      "+f"(d[o + 31]), "+f"(d[o + 32]), "+f"(d[o + 33]), "+f"(d[o + 34]), "+f"(d[o + 35]), "+f"(d[o + 36]),     \
+      "+f"(d[o + 37]), "+f"(d[o + 38]), "+f"(d[o + 39]), "+f"(d[o + 40]), "+f"(d[o + 41]), "+f"(d[o + 42]),     \
+      "+f"(d[o + 43]), "+f"(d[o + 44]), "+f"(d[o + 45]), "+f"(d[o + 46]), "+f"(d[o + 47]), "+f"(d[o + 48]),     \
+      "+f"(d[o + 49]), "+f"(d[o + 50]), "+f"(d[o + 51]), "+f"(d[o + 52]), "+f"(d[o + 53]), "+f"(d[o + 54]),     \
+      "+f"(d[o + 55]), "+f"(d[o + 56]), "+f"(d[o + 57]), "+f"(d[o + 58]), "+f"(d[o + 59]), "+f"(d[o + 60]),     \
+      "+f"(d[o + 61]), "+f"(d[o + 62]), "+f"(d[o + 63])
+
+// d (64 x 256 f32) += A (64 x 16 bf16, registers a0..a3) . B (256 x 16 bf16, K-major, smem)^T.
+__device__ __forceinline__ void wgmma_rs_m64n256k16(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                                    uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,"
+      "%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,"
+      "%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
+      "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
+      : MM_ACC64(0), MM_ACC64(64)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
+}
+#undef MM_ACC64
+
+// Registers: each SM sub-partition holds 16384, so with a 9th (producer) warp 3 warps share one and
+// get at most 168 registers: ptxas then serialized every wgmma (C7512, measured 1.7x slower) and
+// setmaxnreg did not change its allocation. Hence no producer warps: one thread issues the bulk
+// copies (cp.async.bulk, completion counted in bytes on the stage's mbarrier), 8 warps, <= 255 regs.
+__global__ void __launch_bounds__(kThreads, 1)
+    gemm_bf16_v15(Fp8GemmArgs p, const uint8_t* __restrict__ tok16, int64_t tok_rows_pad,
+                  const int* __restrict__ tok_unsafe, BlockMajor W) {
+  using L = Layout;
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024u - (static_cast<unsigned>(__cvta_generic_to_shared(smem_raw)) & 1023u)) & 1023u);
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::bars);
+  uint64_t* empty = full + kStages;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kTok, n0 = static_cast<int64_t>(blockIdx.x) * kWRows;
+  int kb_lo, kb_hi;
+  split_range(p, kb_lo, kb_hi);
+  const int nkb = kb_hi - kb_lo;
+
+  // Step j's tokens (two contiguous 8 KB runs), weight codes and scales (one run each) into stage
+  // j % kStages; the stage's full barrier completes when all bytes have landed. Sources as bases and
+  // strides per segment, computed once (the issuing thread changes every step, see below).
+  const int64_t tok_half = tok_rows_pad * 32;
+  const uint8_t* tok_base = tok16 + (int64_t{kb_lo} * 2 * tok_rows_pad + m0) * 32;
+  const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
+  auto issue = [&](int j) {
+    const int st = j % kStages, kb = kb_lo + j;
+    const int seg = kb < kb4 ? 0 : kb < kb46 ? 1 : 2;
+    const int lb = kb - (seg == 0 ? 0 : seg == 1 ? kb4 : kb46), bpb = 16 + 8 * seg;
+    uint8_t* stage = smem + st * L::stage;
+    const uint8_t* t0 = tok_base + int64_t{j} * 2 * tok_half;
+    const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + n0) * bpb;
+    const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + n0;
+    mbar_expect_tx(full + st, static_cast<unsigned>(L::tok + kWRows * bpb + kWRows));
+    bulk_copy_g2s(stage, t0, L::tok_sub, full + st);
+    bulk_copy_g2s(stage + L::tok_sub, t0 + tok_half, L::tok_sub, full + st);
+    bulk_copy_g2s(stage + L::tok, codes, kWRows * bpb, full + st);
+    bulk_copy_g2s(stage + L::tok + L::w_codes, scales, kWRows, full + st);
+  };
+
+  if (tid == 0) {
+    for (int i = 0; i < kStages; ++i) {
+      mbar_init(full + i, 1);
+      mbar_init(empty + i, kThreads);
+    }
+    fence_mbarrier_init();
+    for (int j = 0; j < kLead && j < nkb; ++j) issue(j);
+  }
+  __syncthreads();
+
+  bool unsafe = false;
+  float acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
+
+  // Warpgroup cg owns weight rows 64 cg .. 64 cg + 63; this thread's fragment rows are rr and
+  // rr + 8, its slice q.
+  const int cg = warp >> 2, q = lane & 3;
+  const int rr = 64 * cg + 16 * (warp & 3) + (lane >> 2);
+  const uint64_t db0 = smem_desc_sw32(smem);
+  const uint32_t db_lo = static_cast<uint32_t>(db0);
+  const uint64_t desc_hi = db0 & 0xFFFFFFFF00000000ull;
+  // One K step of segment SEG (compile-time: straight-line conversion, constant row offsets).
+  auto step = [&]<int SEG>(int j, uint32_t (&af)[8]) {
+    constexpr int bpb = bytes_per_block(SEG);
+    const int st = j % kStages;
+    mbar_wait(full + st, static_cast<unsigned>(j / kStages) & 1u);
+    const uint8_t* wraw = smem + st * L::stage + L::tok;
+    uint32_t r0[4], r1[4];
+    if (slice_to_bf16(SEG, wraw + rr * bpb, q, wraw[L::w_codes + rr], p.fp6_e2m3, r0)) unsafe = true;
+    if (slice_to_bf16(SEG, wraw + (rr + 8) * bpb, q, wraw[L::w_codes + rr + 8], p.fp6_e2m3, r1)) unsafe = true;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      af[4 * h] = r0[2 * h];
+      af[4 * h + 1] = r1[2 * h];
+      af[4 * h + 2] = r0[2 * h + 1];
+      af[4 * h + 3] = r1[2 * h + 1];
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t off = static_cast<uint32_t>((st * L::stage + h * L::tok_sub) >> 4);
+      wgmma_rs_m64n256k16(acc, af[4 * h], af[4 * h + 1], af[4 * h + 2], af[4 * h + 3], desc_hi | (db_lo + off));
+    }
+    wgmma_commit();
+    wgmma_wait1();  // step j - 1 done: its stage may be refilled
+    if (j > 0) mbar_arrive(empty + (j - 1) % kStages);
+    // Refill: step j + kLead goes into the stage of step j + kLead - kStages (released during step
+    // j + kLead - kStages + 1 <= j - 1 by every thread).
+    // Lane 0 of warp jj % 8 issues it: every warp of a warpgroup takes part in each wgmma, so a
+    // fixed issuing thread made its warpgroup wait for ~130 extra instructions every step.
+    const int jj = j + kLead;
+    if (tid == 32 * (jj & 7) && jj < nkb) {
+      if (jj >= kStages) mbar_wait(empty + jj % kStages, static_cast<unsigned>(jj / kStages - 1) & 1u);
+      issue(jj);
+    }
+  };
+  uint32_t fa[8], fb[8];  // A fragments of consecutive steps (in use until their wgmma completes)
+  // Steps [jb, je) of one segment, two per iteration so that the fragments alternate.
+  auto run = [&]<int SEG>(int jb, int je) {
+    int j = jb;
+#pragma unroll 1
+    for (; j + 1 < je; j += 2) {
+      step.template operator()<SEG>(j, fa);
+      step.template operator()<SEG>(j + 1, fb);
+    }
+    if (j < je) step.template operator()<SEG>(j, fa);
+  };
+  {
+    const int k4 = static_cast<int>(p.kb4), k46 = static_cast<int>(p.kb4 + p.kb6);
+    auto clamp = [&](int kb) { return min(max(kb, kb_lo), kb_hi) - kb_lo; };
+    run.template operator()<0>(0, clamp(k4));
+    run.template operator()<1>(clamp(k4), clamp(k46));
+    run.template operator()<2>(clamp(k46), nkb);
+  }
+  wgmma_wait0();
+
+  if (__syncthreads_or(unsafe || tok_unsafe[blockIdx.y] != 0)) {
+    exact_tile_fallback<kTok, kWRows>(p, out_view(p), m0, n0, kb_lo, kb_hi);
+  } else {
+    // acc: weight rows (fragment rows g, g + 8 of this warp) x tokens (n8 block f, columns 2 q, 2 q + 1).
+    const OutView o = out_view(p);
+    const int g8 = lane >> 2, q = lane & 3;
+    const int64_t wrow = n0 + 64 * (warp >> 2) + 16 * (warp & 3) + g8;
+#pragma unroll
+    for (int f = 0; f < 32; ++f)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t n = wrow + 8 * (e >> 1), m = m0 + 8 * f + 2 * q + (e & 1);
+        if (m < p.M && n < p.N) store_y(p, o, m, n, acc[4 * f + e]);
+      }
+  }
+}
+
+}  // namespace
+
+void mx_mixed_gemm_bf16rs_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
+  const int64_t gx = (p.N + kWRows - 1) / kWRows, gy = (p.M + kTok - 1) / kTok;
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_v15, Layout::smem), true);
+  (void)attr_set;
+  const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
+  const int64_t tok_rows_pad = gy * kTok;
+  const size_t tok_bytes = static_cast<size_t>(tok_rows_pad * p.nkb * 64), flag_bytes = static_cast<size_t>(gy * 4 + 15) / 16 * 16;
+  BlockMajor W{};
+  const size_t w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
+  uint8_t* ws = nullptr;  // stream-ordered workspace: no device-wide synchronization
+  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), tok_bytes + flag_bytes + w_bytes + 16, stream));
+  int* tok_unsafe = reinterpret_cast<int*>(ws + tok_bytes);
+  carve(ws + tok_bytes + flag_bytes, p.N, p.kb4, p.kb6, kb8, W);
+  MM_CUDA_CHECK(cudaMemsetAsync(tok_unsafe, 0, flag_bytes, stream));
+  if (p.nkb > 0) {
+    tokens_to_bf16_rs<<<dim3(static_cast<unsigned>(tok_rows_pad / 128), static_cast<unsigned>(p.nkb)), 256, 0, stream>>>(
+        p, tok_rows_pad, ws, tok_unsafe);
+    MM_CUDA_CHECK(cudaGetLastError());
+  }
+  block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
+  launch_split_k(p, gx, gy, 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
+    gemm_bf16_v15<<<grid, kThreads, Layout::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W);
+    MM_CUDA_CHECK(cudaGetLastError());
+  });
+  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+}
+
+}  // namespace micromix::cuda
