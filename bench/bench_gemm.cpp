@@ -3,7 +3,10 @@
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
 //   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
-//   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch)
+//              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6]
+//   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; --model: the
+//   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
+//   calibrated one printed by `micromix quantize`)
 //
 // --small: the memory-bound rows only: M = 1, 2, 4, 8, 16 (decode, every decode version, both
 // baselines) and the reorder+quantize kernels (every version) at M = 1024 and 8192.
@@ -188,7 +191,10 @@ int copies_for(size_t bytes_per_copy, size_t l2) {
 int main(int argc, char** argv) {
   bool quick = false, small = false;
   std::vector<int> kernel_list;  // --kernels: GEMM versions for M > 16 (default: see below)
-  std::string json_path;
+  std::string json_path, model = "llama3.1-8b";
+  std::vector<Mix> mixes = {{"mxfp4", 1.0, 0.0}, {"mxfp8", 0.0, 0.0}, {"70/20/10", 0.7, 0.2}};
+  std::vector<std::string> mix_names;  // storage for --mix names
+  mix_names.reserve(8);
   int reps = 25;
   std::string only;
   int64_t only_m = 0;
@@ -199,11 +205,29 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--m") && i + 1 < argc) only_m = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+    else if (!std::strcmp(argv[i], "--mix") && i + 1 < argc && mix_names.size() < 8) {
+      const std::string arg = argv[++i];
+      const size_t c1 = arg.find(':'), c2 = arg.find(':', c1 == std::string::npos ? c1 : c1 + 1);
+      if (c1 == std::string::npos || c2 == std::string::npos) {
+        std::fprintf(stderr, "bench_gemm: --mix wants NAME:F4:F6, got '%s'\n", arg.c_str());
+        return 2;
+      }
+      const double f4 = std::atof(arg.substr(c1 + 1, c2 - c1 - 1).c_str()), f6 = std::atof(arg.substr(c2 + 1).c_str());
+      if (!(f4 >= 0 && f6 >= 0 && f4 + f6 <= 1.0 + 1e-9)) {
+        std::fprintf(stderr, "bench_gemm: --mix fractions must be >= 0 with F4 + F6 <= 1, got '%s'\n", arg.c_str());
+        return 2;
+      }
+      mix_names.push_back(arg.substr(0, c1));
+      mixes.push_back({mix_names.back().c_str(), f4, f6});
+    }
     else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) {
       for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) kernel_list.push_back(std::atoi(t));
     }
     else {
-      std::fprintf(stderr, "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]\n");
+      std::fprintf(stderr,
+                   "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]\n"
+                   "                  [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6]\n");
       return 2;
     }
   }
@@ -252,8 +276,18 @@ int main(int argc, char** argv) {
   const float one = 1.0f, zero = 0.0f;
   CK(cudaMemcpy(d_one, &one, sizeof(float), cudaMemcpyHostToDevice));
 
-  const Shape shapes[] = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
-  const Mix mixes[] = {{"mxfp4", 1.0, 0.0}, {"mxfp8", 0.0, 0.0}, {"70/20/10", 0.7, 0.2}};
+  // Layer shapes (N, K) from each model's config: q|k|v, o, gate|up, down.
+  std::vector<Shape> shapes;
+  if (model == "llama3.1-8b") shapes = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
+  else if (model == "llama3.1-70b") shapes = {{"qkv", 10240, 8192}, {"o", 8192, 8192}, {"gate_up", 57344, 8192}, {"down", 8192, 28672}};
+  else if (model == "qwen2.5-7b") shapes = {{"qkv", 4608, 3584}, {"o", 3584, 3584}, {"gate_up", 37888, 3584}, {"down", 3584, 18944}};
+  else if (model == "qwen2.5-32b") shapes = {{"qkv", 7168, 5120}, {"o", 5120, 5120}, {"gate_up", 55296, 5120}, {"down", 5120, 27648}};
+  else {
+    std::fprintf(stderr, "bench_gemm: unknown --model '%s' (llama3.1-8b, llama3.1-70b, qwen2.5-7b, qwen2.5-32b)\n", model.c_str());
+    return 2;
+  }
+  std::printf("model shapes: %s\n", model.c_str());
+  rows.push_back({{"kind", "config"}, {"model", model}});
   std::vector<int64_t> Ms = {1, 16, 64, 256, 1024, 4096, 8192};
   if (quick) Ms = {1, 16, 1024, 8192};
   if (small) Ms = {1, 2, 4, 8, 16, 1024, 8192};

@@ -22,9 +22,11 @@
 //   v14  activations converted to BF16 tiles once per call (pre-pass), weights converted per
 //        256x128 tile (sm90_mx_mixed_gemm_bf16_pa.cu).
 //   v15  weights converted in registers as wgmma's A operand (RS), activations pre-converted as B,
-//        128 weight rows x 256 tokens, producer warp + mbarrier ring (sm90_mx_mixed_gemm_bf16_rs.cu).
-// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). Default: v12 above M = 512,
-// v10 (split-K) or v2 from 17 to 512 rows, the decode path up to 16.
+//        128 weight rows x 256 tokens, bulk copies + mbarrier ring (sm90_mx_mixed_gemm_bf16_rs.cu).
+//   v16  v15 with 3 warpgroups, 192 weight rows x 128 tokens (3 warps per scheduler).
+//   v17  v15 with two steps of wgmmas in flight while the next step is converted.
+// v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). Default: v15 from M = 256,
+// v10 (split-K) or v2 from 17 to 255 rows, the decode path up to 16.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -385,8 +387,10 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
                                      "v12 bf16 wgmma, block-major pre-pass, 128x128",
                                      "v13 bf16 wgmma, block-major pre-pass, 128x256",
                                      "v14 bf16 wgmma, activations pre-converted, 256x128",
-                                     "v15 bf16 wgmma RS, weights in registers, 256x128"};
-constexpr int kVersions = 15;
+                                     "v15 bf16 wgmma RS, weights in registers, 256x128",
+                                     "v16 bf16 wgmma RS, weights in registers, 128x192",
+                                     "v17 bf16 wgmma RS, weights in registers, 256x128, 2 steps in flight"};
+constexpr int kVersions = 17;
 
 }  // namespace
 
@@ -415,25 +419,27 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  // Measured (H100/H200, bench/GPU_NOTES.md, 2026-11-26): above M = 512 v12 (BF16 wgmma from
-  // block-major copies; 1.5-1.7x v1 at M = 8192); from 17 to 512 rows v10 with split-K (no pre-pass
+  // Measured (H100/H200, bench/GPU_NOTES.md): from M = 256 v15 (weights converted in registers as
+  // the RS operand of BF16 wgmma, activations pre-converted; H200 70/20/10: 1.2-1.6x v10 at M = 512,
+  // 0.93-1.24x at 256, 1.2-1.6x v12 at 1024-8192); from 17 to 255 rows v10 with split-K (no pre-pass
   // over the weights), except where its half-empty 128-row tiles already fill the GPU at M <= 64
   // (gate_up at M = 64: v2 171 us vs v10 352-427 us), where v2 stays.
   if (version == 0) {
     const int64_t tiles = ((N + 127) / 128) * ((M + 127) / 128);
-    version = M > 512 ? 12 : (M <= 64 && tiles >= 132) ? 2 : 10;
+    version = M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : 10;
   }
-  // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays.
+  // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays (v12 and
+  // up read scales byte-wise in their pre-passes).
   auto scales_aligned4 = [](const MxMixedDevice& m) {
     for (int i = 0; i < mx::kSegments; ++i)
       if (m.split.count(i) && (reinterpret_cast<uintptr_t>(m.scales[i]) & 3u)) return false;
     return true;
   };
-  if (version >= 10 && !(scales_aligned4(a) && scales_aligned4(w))) version = 1;
+  if ((version == 10 || version == 11) && !(scales_aligned4(a) && scales_aligned4(w))) version = 1;
   const auto s = static_cast<cudaStream_t>(stream);
   if (version >= 6) {
     const Fp8GemmArgs f{p.a, p.w, p.M, p.N, p.kb4, p.kb6, p.nkb, p.y, p.out_f32, p.fp6_e2m3};
-    if (version == 15) return mx_mixed_gemm_bf16rs_launch(f, s);
+    if (version >= 15) return mx_mixed_gemm_bf16rs_launch(version, f, s);
     if (version == 14) return mx_mixed_gemm_bf16pa_launch(f, s);
     if (version >= 12) return mx_mixed_gemm_bf16a_launch(version, f, s);
     return version >= 10 ? mx_mixed_gemm_bf16_launch(version, f, s) : mx_mixed_gemm_fp8_launch(version, f, s);

@@ -21,6 +21,8 @@
 // Numerics as v10-v14 (exact BF16 products, FP32 accumulation; tiles with values below 2^-126 are
 // recomputed exactly on the CUDA cores).
 // CTA: 2 warpgroups (64 weight rows each, all 256 tokens); one lane per step also issues its bulk copies.
+#include <algorithm>
+
 #include "cuda/sm90_bf16_tile.cuh"
 #include "cuda/sm90_block_major.cuh"
 
@@ -31,11 +33,16 @@ using namespace mixed;
 using namespace bf16tc;
 using namespace blockmajor;
 
-constexpr int kTok = 256, kWRows = 128, kThreads = 256;
-constexpr int kStages = 8, kLead = 6;  // ring depth; steps in flight ahead of the one computed
+constexpr int kStages = 8;  // ring depth
 
+// WG warpgroups of 64 weight rows each, TOK tokens per CTA (the wgmma N: 256 or 128); PIPE steps of
+// wgmmas in flight per warpgroup while the next step's fragments are converted (PIPE + 1 fragment
+// sets in registers); the copies run kLead steps ahead.
+template <int WG, int TOK, int PIPE>
 struct Layout {
-  static constexpr int tok_sub = kTok * 32;  // one k16 half of the tokens tile, bf16
+  static constexpr int kTok = TOK, kWRows = 64 * WG, kThreads = 128 * WG, kWarps = 4 * WG;
+  static constexpr int kLead = kStages - 1 - PIPE;  // a stage is released PIPE steps after its use
+  static constexpr int tok_sub = TOK * 32;  // one k16 half of the tokens tile, bf16
   static constexpr int tok = 2 * tok_sub;
   static constexpr int w_codes = kWRows * 32;  // FP8 worst case
   static constexpr int stage = (tok + w_codes + kWRows + 1023) / 1024 * 1024;
@@ -48,13 +55,18 @@ struct Layout {
 // FP8: R[j] = codes (8 q + 2 j, 8 q + 2 j + 1). Returns true if the slice has values below 2^-126.
 __device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* block, int q, unsigned sc, bool e2m3,
                                               uint32_t (&R)[4]) {
-  const float s = scale_f32(sc);
   uint32_t any;
   if (seg == 0) {
     const uint32_t w = reinterpret_cast<const uint32_t*>(block)[q];
     any = w;
-    fp4_word_to_bf16_il(w, pack_bf16x2(s, s), R);
-  } else if (seg == 1) {
+    // bf16 of 2^(sc - 127) without branches: sc << 7 for normal codes, 2^-127 (bf16 subnormal
+    // 0x0040) for code 0, NaN for 255.
+    const uint32_t b = sc == 0 ? 0x0040u : sc == 0xFFu ? 0x7FC0u : sc << 7;
+    fp4_word_to_bf16_il(w, b | (b << 16), R);
+    return sc < kMinSafeScale && any != 0;
+  }
+  const float s = scale_f32(sc);
+  if (seg == 1) {
     const int at = 6 * q;  // byte offset of the 48 bits (0, 6, 12, 18): two 4-byte aligned words cover them
     const uint32_t* w = reinterpret_cast<const uint32_t*>(block + (at & ~3));
     const uint64_t x = ((uint64_t{w[1]} << 32) | w[0]) >> (8 * (at & 3));
@@ -74,11 +86,11 @@ __device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* bloc
 
 // Activations -> BF16 in slice_to_bf16's K order: for K block kb and half h, rows_pad x 32 bytes
 // (word 4 s + q of row r = R_q[2 h + s]), the two 16-byte chunks of row r swapped when (r >> 2) & 1.
-// Thread (row, half h = lane & 1); grid.x: 128-row groups, grid.y: K blocks. unsafe[r / 256] |= 1
+// Thread (row, half h = lane & 1); grid.x: 64-row groups, grid.y: K blocks. unsafe[r / tok] |= 1
 // where a block of the row has values below 2^-126.
-__global__ void __launch_bounds__(256) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t rows_pad, uint8_t* out, int* unsafe) {
+__global__ void __launch_bounds__(128) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t rows_pad, int tok, uint8_t* out, int* unsafe) {
   const int h = threadIdx.x & 1;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * 128 + (threadIdx.x >> 1);
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * 64 + (threadIdx.x >> 1);
   const int64_t kb = blockIdx.y;
   int64_t lb;
   const int seg = seg_of(p, kb, lb);
@@ -94,15 +106,15 @@ __global__ void __launch_bounds__(256) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t 
     for (int q = 0; q < 4; ++q) {
       uint32_t R[4];
       if (slice_to_bf16(seg, block, q, sc, p.fp6_e2m3, R)) bad = true;
-      o[q] = R[2 * h];
-      o[4 + q] = R[2 * h + 1];
+      o[q] = h ? R[2] : R[0];  // (selects: a runtime index would put R in local memory)
+      o[4 + q] = h ? R[3] : R[1];
     }
   }
   uint4* dst = reinterpret_cast<uint4*>(out + ((kb * 2 + h) * rows_pad + r) * 32);
   const int sw = static_cast<int>(r >> 2) & 1;
   dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
   dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
-  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / kTok, 1);
+  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / tok, 1);
 }
 
 #define MM_ACC64(o)                                                                                              \
@@ -119,8 +131,7 @@ __global__ void __launch_bounds__(256) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t 
       "+f"(d[o + 61]), "+f"(d[o + 62]), "+f"(d[o + 63])
 
 // d (64 x 256 f32) += A (64 x 16 bf16, registers a0..a3) . B (256 x 16 bf16, K-major, smem)^T.
-__device__ __forceinline__ void wgmma_rs_m64n256k16(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                    uint64_t db) {
+__device__ __forceinline__ void wgmma_rs(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
@@ -133,16 +144,32 @@ __device__ __forceinline__ void wgmma_rs_m64n256k16(float (&d)[128], uint32_t a0
       : MM_ACC64(0), MM_ACC64(64)
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
 }
+
+// d (64 x 128 f32) += A (64 x 16 bf16, registers) . B (128 x 16 bf16, K-major, smem)^T.
+__device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63}, "
+      "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+      : MM_ACC64(0)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
+}
 #undef MM_ACC64
 
 // Registers: each SM sub-partition holds 16384, so with a 9th (producer) warp 3 warps share one and
 // get at most 168 registers: ptxas then serialized every wgmma (C7512, measured 1.7x slower) and
 // setmaxnreg did not change its allocation. Hence no producer warps: one thread issues the bulk
 // copies (cp.async.bulk, completion counted in bytes on the stage's mbarrier), 8 warps, <= 255 regs.
-__global__ void __launch_bounds__(kThreads, 1)
-    gemm_bf16_v15(Fp8GemmArgs p, const uint8_t* __restrict__ tok16, int64_t tok_rows_pad,
+template <int WG, int TOK, int PIPE>
+__global__ void __launch_bounds__(128 * WG, 1)
+    gemm_bf16_rs(Fp8GemmArgs p, const uint8_t* __restrict__ tok16, int64_t tok_rows_pad,
                   const int* __restrict__ tok_unsafe, BlockMajor W) {
-  using L = Layout;
+  using L = Layout<WG, TOK, PIPE>;
+  constexpr int kLead = L::kLead;
+  constexpr int kTok = L::kTok, kWRows = L::kWRows, kThreads = L::kThreads;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = smem_raw + ((1024u - (static_cast<unsigned>(__cvta_generic_to_shared(smem_raw)) & 1023u)) & 1023u);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::bars);
@@ -155,19 +182,20 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int nkb = kb_hi - kb_lo;
 
   // Step j's tokens (two contiguous 8 KB runs), weight codes and scales (one run each) into stage
-  // j % kStages; the stage's full barrier completes when all bytes have landed. Sources as bases and
-  // strides per segment, computed once (the issuing thread changes every step, see below).
-  const int64_t tok_half = tok_rows_pad * 32;
-  const uint8_t* tok_base = tok16 + (int64_t{kb_lo} * 2 * tok_rows_pad + m0) * 32;
-  const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
+  // j % kStages; the stage's full barrier completes when all bytes have landed. Addresses are
+  // recomputed from the kernel parameters on every call (nothing kept in registers: the issuing
+  // thread changes every step, see below, and registers are what the wgmma pipeline needs).
   auto issue = [&](int j) {
     const int st = j % kStages, kb = kb_lo + j;
+    const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
     const int seg = kb < kb4 ? 0 : kb < kb46 ? 1 : 2;
     const int lb = kb - (seg == 0 ? 0 : seg == 1 ? kb4 : kb46), bpb = 16 + 8 * seg;
+    const int64_t tok_half = tok_rows_pad * 32;
+    const int64_t wn0 = static_cast<int64_t>(blockIdx.x) * kWRows;
     uint8_t* stage = smem + st * L::stage;
-    const uint8_t* t0 = tok_base + int64_t{j} * 2 * tok_half;
-    const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + n0) * bpb;
-    const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + n0;
+    const uint8_t* t0 = tok16 + (int64_t{kb} * 2 * tok_rows_pad + static_cast<int64_t>(blockIdx.y) * kTok) * 32;
+    const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + wn0) * bpb;
+    const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + wn0;
     mbar_expect_tx(full + st, static_cast<unsigned>(L::tok + kWRows * bpb + kWRows));
     bulk_copy_g2s(stage, t0, L::tok_sub, full + st);
     bulk_copy_g2s(stage + L::tok_sub, t0 + tok_half, L::tok_sub, full + st);
@@ -186,9 +214,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   __syncthreads();
 
   bool unsafe = false;
-  float acc[128];
+  float acc[TOK / 2];
 #pragma unroll
-  for (int i = 0; i < 128; ++i) acc[i] = 0.0f;
+  for (int i = 0; i < TOK / 2; ++i) acc[i] = 0.0f;
 
   // Warpgroup cg owns weight rows 64 cg .. 64 cg + 63; this thread's fragment rows are rr and
   // rr + 8, its slice q.
@@ -217,31 +245,43 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const uint32_t off = static_cast<uint32_t>((st * L::stage + h * L::tok_sub) >> 4);
-      wgmma_rs_m64n256k16(acc, af[4 * h], af[4 * h + 1], af[4 * h + 2], af[4 * h + 3], desc_hi | (db_lo + off));
+      wgmma_rs(acc, af[4 * h], af[4 * h + 1], af[4 * h + 2], af[4 * h + 3], desc_hi | (db_lo + off));
     }
     wgmma_commit();
-    wgmma_wait1();  // step j - 1 done: its stage may be refilled
-    if (j > 0) mbar_arrive(empty + (j - 1) % kStages);
+    wgmma_wait<PIPE>();  // step j - PIPE done: its stage may be refilled
+    if (j >= PIPE) mbar_arrive(empty + (j - PIPE) % kStages);
     // Refill: step j + kLead goes into the stage of step j + kLead - kStages (released during step
-    // j + kLead - kStages + 1 <= j - 1 by every thread).
+    // j + kLead - kStages + PIPE = j - 1 by every thread).
     // Lane 0 of warp jj % 8 issues it: every warp of a warpgroup takes part in each wgmma, so a
     // fixed issuing thread made its warpgroup wait for ~130 extra instructions every step.
     const int jj = j + kLead;
-    if (tid == 32 * (jj & 7) && jj < nkb) {
+    if (tid == 32 * (jj % L::kWarps) && jj < nkb) {
       if (jj >= kStages) mbar_wait(empty + jj % kStages, static_cast<unsigned>(jj / kStages - 1) & 1u);
       issue(jj);
     }
   };
-  uint32_t fa[8], fb[8];  // A fragments of consecutive steps (in use until their wgmma completes)
-  // Steps [jb, je) of one segment, two per iteration so that the fragments alternate.
+  // A fragments of consecutive steps (in use until their wgmma completes): PIPE + 1 sets.
+  uint32_t fa[8], fb[8], fc[8];
+  // Steps [jb, je) of one segment, PIPE + 1 per iteration so that the fragment sets rotate.
   auto run = [&]<int SEG>(int jb, int je) {
     int j = jb;
+    if constexpr (PIPE == 1) {
 #pragma unroll 1
-    for (; j + 1 < je; j += 2) {
-      step.template operator()<SEG>(j, fa);
-      step.template operator()<SEG>(j + 1, fb);
+      for (; j + 1 < je; j += 2) {
+        step.template operator()<SEG>(j, fa);
+        step.template operator()<SEG>(j + 1, fb);
+      }
+      if (j < je) step.template operator()<SEG>(j, fa);
+    } else {
+#pragma unroll 1
+      for (; j + 2 < je; j += 3) {
+        step.template operator()<SEG>(j, fa);
+        step.template operator()<SEG>(j + 1, fb);
+        step.template operator()<SEG>(j + 2, fc);
+      }
+      if (j < je) step.template operator()<SEG>(j, fa);
+      if (j + 1 < je) step.template operator()<SEG>(j + 1, fb);
     }
-    if (j < je) step.template operator()<SEG>(j, fa);
   };
   {
     const int k4 = static_cast<int>(p.kb4), k46 = static_cast<int>(p.kb4 + p.kb6);
@@ -260,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int g8 = lane >> 2, q = lane & 3;
     const int64_t wrow = n0 + 64 * (warp >> 2) + 16 * (warp & 3) + g8;
 #pragma unroll
-    for (int f = 0; f < 32; ++f)
+    for (int f = 0; f < TOK / 8; ++f)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int64_t n = wrow + 8 * (e >> 1), m = m0 + 8 * f + 2 * q + (e & 1);
@@ -269,33 +309,43 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-}  // namespace
-
-void mx_mixed_gemm_bf16rs_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
-  const int64_t gx = (p.N + kWRows - 1) / kWRows, gy = (p.M + kTok - 1) / kTok;
-  static const bool attr_set = (set_smem_attributes(gemm_bf16_v15, Layout::smem), true);
+template <int WG, int TOK, int PIPE>
+void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream) {
+  using L = Layout<WG, TOK, PIPE>;
+  const int64_t gx = (p.N + L::kWRows - 1) / L::kWRows, gy = (p.M + TOK - 1) / TOK;
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_rs<WG, TOK, PIPE>, L::smem), true);
   (void)attr_set;
   const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
-  const int64_t tok_rows_pad = gy * kTok;
+  const int64_t tok_rows_pad = gy * TOK;
   const size_t tok_bytes = static_cast<size_t>(tok_rows_pad * p.nkb * 64), flag_bytes = static_cast<size_t>(gy * 4 + 15) / 16 * 16;
+  // The weight copy covers every row a CTA's bulk copies touch (gx tiles of kWRows rows).
   BlockMajor W{};
-  const size_t w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
+  const int64_t w_rows = std::max<int64_t>(p.N, gx * L::kWRows);
+  const size_t w_bytes = carve(nullptr, w_rows, p.kb4, p.kb6, kb8, W);
   uint8_t* ws = nullptr;  // stream-ordered workspace: no device-wide synchronization
   MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), tok_bytes + flag_bytes + w_bytes + 16, stream));
   int* tok_unsafe = reinterpret_cast<int*>(ws + tok_bytes);
-  carve(ws + tok_bytes + flag_bytes, p.N, p.kb4, p.kb6, kb8, W);
+  carve(ws + tok_bytes + flag_bytes, w_rows, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(tok_unsafe, 0, flag_bytes, stream));
   if (p.nkb > 0) {
-    tokens_to_bf16_rs<<<dim3(static_cast<unsigned>(tok_rows_pad / 128), static_cast<unsigned>(p.nkb)), 256, 0, stream>>>(
-        p, tok_rows_pad, ws, tok_unsafe);
+    tokens_to_bf16_rs<<<dim3(static_cast<unsigned>(tok_rows_pad / 64), static_cast<unsigned>(p.nkb)), 128, 0, stream>>>(
+        p, tok_rows_pad, TOK, ws, tok_unsafe);
     MM_CUDA_CHECK(cudaGetLastError());
   }
   block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
   launch_split_k(p, gx, gy, 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
-    gemm_bf16_v15<<<grid, kThreads, Layout::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W);
+    gemm_bf16_rs<WG, TOK, PIPE><<<grid, L::kThreads, L::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W);
     MM_CUDA_CHECK(cudaGetLastError());
   });
   MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+}
+
+}  // namespace
+
+void mx_mixed_gemm_bf16rs_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream) {
+  if (variant == 16) launch_rs<3, 128, 1>(p, stream);
+  else if (variant == 17) launch_rs<2, 256, 2>(p, stream);
+  else launch_rs<2, 256, 1>(p, stream);
 }
 
 }  // namespace micromix::cuda

@@ -38,10 +38,12 @@ void mx_mixed_gemm_bf16a_launch(int variant, const Fp8GemmArgs& p, cudaStream_t 
 // 256 x 128 tile; see sm90_mx_mixed_gemm_bf16_pa.cu. Asynchronous on stream (stream-ordered workspace).
 void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream);
 
-// v15: weights as the register operand of BF16 wgmma (converted per thread from block-major codes),
-// activations pre-converted to BF16 as the shared operand, producer warp + mbarrier ring; see
-// sm90_mx_mixed_gemm_bf16_rs.cu. Asynchronous on stream (stream-ordered workspace).
-void mx_mixed_gemm_bf16rs_launch(const Fp8GemmArgs& p, cudaStream_t stream);
+// variant 15: weights as the register operand of BF16 wgmma (converted per thread from block-major
+// codes), activations pre-converted to BF16 as the shared operand, bulk-copy + mbarrier ring,
+// 128 weight rows x 256 tokens; 16: 192 x 128 with 3 warpgroups (3 warps per scheduler); 17: v15
+// with two steps of wgmmas in flight; see sm90_mx_mixed_gemm_bf16_rs.cu.
+// Asynchronous on stream (stream-ordered workspace).
+void mx_mixed_gemm_bf16rs_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
 
 // Split-K of v10-v13 (sm90_mx_mixed_gemm_bf16.cu): launches kernel(q, grid) with q = p split along K
 // into enough parts to fill the GPU when the output tiles alone do not (tiles x ctas_per_sm below
