@@ -14,8 +14,9 @@
 //  2. quantize: a thread per 8 permuted columns (a quarter MX block, as mx_reorder_quantize v3
 //     with one row), gathered from shared memory; block max over 4 lanes; E8M0 scale; v4's float-adder
 //     encoder for ties to even (v1's floor-based one for ties away); byte stores of the codes.
-// NOTES: one row per CTA and the generic encoder; v3-v6's multi-row staging and integer/hardware
-// encoders would be faster (bench/GPU_NOTES.md).
+// NOTES: one row per CTA and the generic encoder: ties to even now go to v9's kernel with the
+// prologue in its staging (mx_reorder_quantize_v3.cu, same bits); this kernel serves ties away and
+// shapes v9 does not take.
 #include <cuda_bf16.h>
 
 #include <memory>
@@ -23,6 +24,7 @@
 #include "cuda/fused_prologue_math.hpp"
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/mx_quantize_common.cuh"
+#include "cuda/mx_reorder_quantize.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -301,6 +303,11 @@ void mx_rmsnorm_reorder_quantize(const uint16_t* d_x, int64_t M, const void* d_w
   if (M == 0 || p.K == 0) return;
   MM_CUDA_REQUIRE(mixed::aligned16(d_x) && mixed::aligned16(d_weight),
                   "mx_rmsnorm_reorder_quantize: x and weight must be 16-byte aligned");
+  // v9's kernel with the prologue in its staging (ties to even); this file's kernel otherwise.
+  if (mx_fused_reorder_quantize_v9_launch(wtype == WeightType::f32 ? FusedPrologue::rms_f32w : FusedPrologue::rms_bf16w,
+                                          d_x, nullptr, p.K, d_weight, eps, M, d_perm, out, rule, r,
+                                          static_cast<cudaStream_t>(stream)))
+    return;
   p.a = d_x;
   p.w = d_weight;
   p.eps = eps;
@@ -316,6 +323,9 @@ void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, in
   MM_CUDA_REQUIRE(ld >= p.K && ld % 8 == 0, "mx_swiglu_reorder_quantize: ld must be >= K and a multiple of 8");
   MM_CUDA_REQUIRE(mixed::aligned16(d_gate) && mixed::aligned16(d_up),
                   "mx_swiglu_reorder_quantize: gate and up must be 16-byte aligned");
+  if (mx_fused_reorder_quantize_v9_launch(FusedPrologue::swiglu, d_gate, d_up, ld, nullptr, 0.0f, M, d_perm, out, rule, r,
+                                          static_cast<cudaStream_t>(stream)))
+    return;
   p.a = d_gate;
   p.b = d_up;
   p.ld = ld;

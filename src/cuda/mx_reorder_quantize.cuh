@@ -15,4 +15,14 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
 // codes not 8-byte aligned.
 bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
                                    const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream);
+
+// The fused variants on v9's kernel (mx_fused_quantize.cu's ops, same bits): the prologue's bf16
+// row is computed while staging (RMSNorm: x rows ld apart, weight d_w; SwiGLU: gate d_x and up d_up
+// rows ld apart). Returns false (launching nothing) where v9 does not apply: ties away, or the
+// conditions of mx_reorder_quantize_v3_launch.
+enum class FusedPrologue { rms_bf16w, rms_f32w, swiglu };
+bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x, const uint16_t* d_up, int64_t ld,
+                                         const void* d_w, float eps, int64_t M, const int32_t* d_perm,
+                                         const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                         cudaStream_t stream);
 }  // namespace micromix::cuda

@@ -26,6 +26,7 @@
 
 #include <cstring>
 
+#include "cuda/fused_prologue_math.hpp"
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/ptx_helpers.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
@@ -47,8 +48,16 @@ using QE2M3 = QFmt<6, 3, 0, 0x1Fu>;   // FP6 E2M3
 using QE3M2 = QFmt<6, 2, -2, 0x1Fu>;  // FP6 E3M2
 using QE4M3 = QFmt<8, 3, -6, 0x7Eu>;  // FP8 E4M3
 
+// Prologue fused in front of the quantizer (mx_fused_quantize.cu): none, RMSNorm with a bf16 or
+// f32 weight, SwiGLU.
+constexpr int kProNone = 0, kProRmsBf16 = 1, kProRmsF32 = 2, kProSwiglu = 3;
+
 struct V3Args {
-  const uint16_t* x;   // (M, K) bf16
+  const uint16_t* x;   // (M, K) bf16, rows ld apart (SwiGLU: the gate)
+  const uint16_t* up;  // SwiGLU: the up rows, ld apart
+  const void* w;       // RMSNorm: the weight (K), bf16 or f32
+  int64_t ld;
+  float eps;
   const int4* perm4;   // (K / 4)
   int64_t M, K;
   int blocks4, blocks6;  // K blocks of the FP4 and FP6 segments
@@ -304,7 +313,7 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED>
+template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
@@ -337,15 +346,97 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       }
     }
   };
+  // Fused prologues (PRO, mx_fused_quantize.cu's definitions, fused_prologue_math.hpp): the row
+  // chunks are transformed in registers before staging. RMSNorm first sums x^2 per row over this
+  // thread's chunks (chunk order tid, tid + 256, ..., elements in order: the kernel's fixed sum
+  // order), reduces across the CTA, then reads the chunks again (from L2) to normalize them.
+  auto load_chunk = [&](const uint16_t* base, int64_t r, int gi) {
+    return __ldg(reinterpret_cast<const uint4*>(base + (row0 + r) * p.ld) + gi);
+  };
+  float inv_rms[R];
+  if constexpr (PRO == kProRmsBf16 || PRO == kProRmsF32) {
+    __shared__ float s_warp[R][8];
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int gi = tid; gi < units; gi += 256)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        if (row0 + r >= p.M) continue;
+        const uint4 v = load_chunk(p.x, r, gi);
+        const uint32_t a[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const float l = __uint_as_float(a[i] << 16), h = __uint_as_float(a[i] & 0xffff0000u);
+          acc[r] = fmaf(l, l, acc[r]);
+          acc[r] = fmaf(h, h, acc[r]);
+        }
+      }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int o = 16; o >= 1; o >>= 1) acc[r] = acc[r] + __shfl_xor_sync(0xffffffffu, acc[r], o);
+      if (lane == 0) s_warp[r][warp] = acc[r];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float total = s_warp[r][0];
+#pragma unroll
+      for (int w = 1; w < 8; ++w) total = total + s_warp[r][w];
+      inv_rms[r] = fused::inv_rms(total, p.K, p.eps);
+    }
+  }
+  // Row r's chunk gi as staged: x, or the prologue's bf16 output.
+  auto chunk = [&](int64_t r, int gi) -> uint4 {
+    if (row0 + r >= p.M) return make_uint4(0, 0, 0, 0);
+    if constexpr (PRO == kProNone) {
+      return load_chunk(p.x, r, gi);
+    } else if constexpr (PRO == kProSwiglu) {
+      const uint4 gv = load_chunk(p.x, r, gi), uv = load_chunk(p.up, r, gi);
+      const uint32_t ga[4] = {gv.x, gv.y, gv.z, gv.w}, ua[4] = {uv.x, uv.y, uv.z, uv.w};
+      uint32_t o[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        o[i] = fused::swiglu_bf16(__uint_as_float(ga[i] << 16), __uint_as_float(ua[i] << 16)) |
+               (static_cast<uint32_t>(fused::swiglu_bf16(__uint_as_float(ga[i] & 0xffff0000u),
+                                                         __uint_as_float(ua[i] & 0xffff0000u)))
+                << 16);
+      return make_uint4(o[0], o[1], o[2], o[3]);
+    } else {
+      const uint4 v = load_chunk(p.x, r, gi);
+      float wv[8];
+      if constexpr (PRO == kProRmsF32) {
+        const float4* wp = reinterpret_cast<const float4*>(p.w) + 2 * gi;
+        const float4 a = __ldg(wp), b = __ldg(wp + 1);
+        wv[0] = a.x; wv[1] = a.y; wv[2] = a.z; wv[3] = a.w;
+        wv[4] = b.x; wv[5] = b.y; wv[6] = b.z; wv[7] = b.w;
+      } else {
+        const uint4 wq = __ldg(reinterpret_cast<const uint4*>(p.w) + gi);
+        const uint32_t u[4] = {wq.x, wq.y, wq.z, wq.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          wv[2 * i] = __uint_as_float(u[i] << 16);
+          wv[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+        }
+      }
+      const uint32_t a[4] = {v.x, v.y, v.z, v.w};
+      uint32_t o[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        o[i] = fused::rmsnorm_bf16(__uint_as_float(a[i] << 16), inv_rms[r], wv[2 * i]) |
+               (static_cast<uint32_t>(fused::rmsnorm_bf16(__uint_as_float(a[i] & 0xffff0000u), inv_rms[r], wv[2 * i + 1]))
+                << 16);
+      return make_uint4(o[0], o[1], o[2], o[3]);
+    }
+  };
   for (int gi0 = tid; gi0 < units; gi0 += 256 * AHEAD) {
     uint4 v[AHEAD][R];
 #pragma unroll
     for (int j = 0; j < AHEAD; ++j) {
       const int gi = gi0 + 256 * j;
 #pragma unroll
-      for (int r = 0; r < R; ++r)
-        v[j][r] = gi < units && row0 + r < p.M ? __ldg(reinterpret_cast<const uint4*>(p.x + (row0 + r) * p.K) + gi)
-                                               : make_uint4(0, 0, 0, 0);
+      for (int r = 0; r < R; ++r) v[j][r] = gi < units ? chunk(r, gi) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int j = 0; j < AHEAD; ++j)
@@ -436,18 +527,18 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   }
 }
 
-template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false>
+template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.K) * 2 * R;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attrs_set;
   const int64_t grid = (p.M + R - 1) / R;
-  reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -455,17 +546,20 @@ bool aligned(const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>
 
 }  // namespace
 
-bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
-                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
+namespace {
+
+// The quantizer's arguments for out; false when v3-v9 do not apply (see the header).
+bool make_v3_args(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
+                  mx::ScaleRule rule, mx::Rounding r, V3Args& p) {
   const mx::MixedSplit& s = out.split;
   const int64_t K = s.cols();
   if (K > 51200 || !aligned(d_perm, 16)) return false;
   if (s.n4 && !aligned(out.codes[0], 4)) return false;
   if (s.n6 && !aligned(out.codes[1], 4)) return false;
   if (s.n8 && !aligned(out.codes[2], 8)) return false;
-  if (M == 0 || K == 0) return true;
-  V3Args p{};
+  p = V3Args{};
   p.x = d_x;
+  p.ld = K;
   p.perm4 = reinterpret_cast<const int4*>(d_perm);
   p.M = M;
   p.K = K;
@@ -485,14 +579,49 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
   p.fp6_e2m3 = s.fp6 == mx::ElemFormat::fp6_e2m3;
   p.ceil_rule = rule == mx::ScaleRule::ceil;
   p.even = r == mx::Rounding::even ? 1u : 0u;
+  return true;
+}
+
+// v9's configuration with prologue PRO: 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads
+// ahead above (v8 vs v6 on H200: K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
+template <int PRO>
+void launch_v9(const V3Args& p, cudaStream_t stream) {
+  // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling.)
+  constexpr int kMinBlocks = PRO == kProNone ? 5 : 4;
+  if (p.K <= 8192) launch_v3<4, true, kMinBlocks, true, 1, true, PRO>(p, stream);
+  else launch_v3<2, true, kMinBlocks, true, 4, true, PRO>(p, stream);
+}
+
+}  // namespace
+
+bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x, const uint16_t* d_up, int64_t ld,
+                                         const void* d_w, float eps, int64_t M, const int32_t* d_perm,
+                                         const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
+                                         cudaStream_t stream) {
+  V3Args p;
+  if (r != mx::Rounding::even || !make_v3_args(d_x, M, d_perm, out, rule, r, p)) return false;
+  if (M == 0 || p.K == 0) return true;
+  p.up = d_up;
+  p.w = d_w;
+  p.ld = ld;
+  p.eps = eps;
+  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu>(p, stream);
+  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32>(p, stream);
+  else launch_v9<kProRmsBf16>(p, stream);
+  return true;
+}
+
+bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
+                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
+  V3Args p;
+  if (!make_v3_args(d_x, M, d_perm, out, rule, r, p)) return false;
+  if (M == 0 || p.K == 0) return true;
+  const int64_t K = p.K;
   const bool fast = version >= 4 && r == mx::Rounding::even;
   if (fast && version == 8) {
     launch_v3<2, true, 5, true, 4>(p, stream);
   } else if (fast && version == 9) {
-    // 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads ahead above (v8 vs v6 on H200:
-    // K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
-    if (K <= 8192) launch_v3<4, true, 5, true, 1, true>(p, stream);
-    else launch_v3<2, true, 5, true, 4, true>(p, stream);
+    launch_v9<kProNone>(p, stream);
   } else if (K <= 14336) {
     if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);
     else if (fast && version >= 6) launch_v3<4, true, 5, true>(p, stream);
