@@ -3,7 +3,7 @@
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
 //   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
-//              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6]
+//              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]
 //   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
 //   calibrated one printed by `micromix quantize`)
@@ -139,6 +139,7 @@ struct Shape {
 struct Mix {
   const char* name;
   double f4, f6;  // fractions of K; FP8 gets the rest
+  bool e2m3 = false;  // MXFP6 as E2M3 (default E3M2)
 };
 
 mx::MixedSplit make_split(const Mix& m, int64_t K) {
@@ -148,6 +149,7 @@ mx::MixedSplit make_split(const Mix& m, int64_t K) {
   s.n6 = static_cast<int64_t>(std::llround(m.f6 * static_cast<double>(blocks))) * 32;
   s.n6 = std::min(s.n6, K - s.n4);
   s.n8 = K - s.n4 - s.n6;
+  if (m.e2m3) s.fp6 = mx::ElemFormat::fp6_e2m3;
   return s;
 }
 
@@ -213,13 +215,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_gemm: --mix wants NAME:F4:F6, got '%s'\n", arg.c_str());
         return 2;
       }
-      const double f4 = std::atof(arg.substr(c1 + 1, c2 - c1 - 1).c_str()), f6 = std::atof(arg.substr(c2 + 1).c_str());
+      const size_t c3 = arg.find(':', c2 + 1);
+      const std::string tail = c3 == std::string::npos ? "" : arg.substr(c3 + 1);
+      if (!tail.empty() && tail != "e2m3" && tail != "e3m2") {
+        std::fprintf(stderr, "bench_gemm: --mix: FP6 element must be e2m3 or e3m2, got '%s'\n", tail.c_str());
+        return 2;
+      }
+      const double f4 = std::atof(arg.substr(c1 + 1, c2 - c1 - 1).c_str()), f6 = std::atof(arg.substr(c2 + 1, c3 - c2 - 1).c_str());
       if (!(f4 >= 0 && f6 >= 0 && f4 + f6 <= 1.0 + 1e-9)) {
         std::fprintf(stderr, "bench_gemm: --mix fractions must be >= 0 with F4 + F6 <= 1, got '%s'\n", arg.c_str());
         return 2;
       }
       mix_names.push_back(arg.substr(0, c1));
-      mixes.push_back({mix_names.back().c_str(), f4, f6});
+      mixes.push_back({mix_names.back().c_str(), f4, f6, tail == "e2m3"});
     }
     else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) {
       for (char* t = std::strtok(argv[++i], ","); t; t = std::strtok(nullptr, ",")) kernel_list.push_back(std::atoi(t));
@@ -227,7 +235,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]\n"
-                   "                  [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6]\n");
+                   "                  [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]\n");
       return 2;
     }
   }

@@ -56,6 +56,35 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t da, u
       : MM_WGMMA_ACC64(0), MM_WGMMA_ACC64(64)
       : "l"(da), "l"(db), "n"(1));
 }
+
+// d (64 x 256 f32) += A (64 x 16 bf16, registers a0..a3: the m16n8k16 A-fragment layout per warp)
+// . B (256 x 16 bf16, K-major, smem)^T (the RS form: A never goes through shared memory).
+__device__ __forceinline__ void wgmma_rs(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,"
+      "%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,"
+      "%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
+      "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
+      : MM_WGMMA_ACC64(0), MM_WGMMA_ACC64(64)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
+}
+
+// d (64 x 128 f32) += A (64 x 16 bf16, registers) . B (128 x 16 bf16, K-major, smem)^T.
+__device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63}, "
+      "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
+      : MM_WGMMA_ACC64(0)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
+}
 #undef MM_WGMMA_ACC64
 
 // 8 W FP4 codes (W words) -> 4 W bf16x2 words of value * s, in code order.
@@ -261,6 +290,39 @@ __device__ __forceinline__ void store_row_sw32(uint8_t* buf, int sub, int t, con
     row[sw] = make_uint4(o[8 * h], o[8 * h + 1], o[8 * h + 2], o[8 * h + 3]);
     row[1 ^ sw] = make_uint4(o[8 * h + 4], o[8 * h + 5], o[8 * h + 6], o[8 * h + 7]);
   }
+}
+
+// Activations -> BF16 tiles for the GEMMs with pre-converted activations (v14, v15): thread (row r,
+// half h = lane & 1) of K block kb (grid.x: 64-row groups of rows_pad, grid.y: K blocks, 128
+// threads) writes the 16 values of half h of row r's block, in the order Half::convert(seg, block
+// codes, h, scale code, e2m3, o) gives them, to out + ((kb * 2 + h) * rows_pad + r) * 32 with the
+// 32-byte swizzle (the two 16-byte chunks swapped when (r >> 2) & 1), so that a K step of a tile of
+// rows is one contiguous run per half. Pad rows get zeros; unsafe[r / tile_rows] |= 1 where a block
+// of the row has values below 2^-126.
+template <class Half>
+__global__ void __launch_bounds__(128) activations_to_bf16_tiles(Fp8GemmArgs p, int64_t rows_pad, int tile_rows, uint8_t* out,
+                                                                 int* unsafe) {
+  const int h = threadIdx.x & 1;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * 64 + (threadIdx.x >> 1);
+  const int64_t kb = blockIdx.y;
+  int64_t lb;
+  const int seg = seg_of(p, kb, lb);
+  uint32_t o[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
+  bool bad = false;
+  if (r < p.M) {
+    // (Selects, not p.a.codes[seg]: a dynamic index into the parameter struct goes through local memory.)
+    const uint8_t* block = (seg == 0 ? p.a.codes[0] : seg == 1 ? p.a.codes[1] : p.a.codes[2]) +
+                           r * (seg == 0 ? p.a.row_bytes[0] : seg == 1 ? p.a.row_bytes[1] : p.a.row_bytes[2]) +
+                           lb * (16 + 8 * seg);
+    const unsigned sc = (seg == 0 ? p.a.scales[0] : seg == 1 ? p.a.scales[1] : p.a.scales[2])
+        [r * (seg == 0 ? p.a.blocks[0] : seg == 1 ? p.a.blocks[1] : p.a.blocks[2]) + lb];
+    bad = Half::convert(seg, block, h, sc, p.fp6_e2m3, o);
+  }
+  uint4* dst = reinterpret_cast<uint4*>(out + ((kb * 2 + h) * rows_pad + r) * 32);
+  const int sw = static_cast<int>(r >> 2) & 1;
+  dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
+  dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
+  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / tile_rows, 1);
 }
 
 // Where a CTA writes: y, or for a split-K launch its FP32 partial slice (blockIdx.z).

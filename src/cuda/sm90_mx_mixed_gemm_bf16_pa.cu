@@ -47,28 +47,12 @@ struct Layout {
   static constexpr int smem = ring_at + kStages * w_raw + 1024;
 };
 
-// Activations -> BF16 tiles (layout above). Thread (row, half h = lane & 1): one K block. grid.x:
-// 128-row groups of rows_pad, grid.y: K blocks. unsafe[r / 256] |= 1 where a block of the row has
-// values below 2^-126.
-__global__ void __launch_bounds__(256) a_to_bf16_tiles(Fp8GemmArgs p, int64_t rows_pad, uint8_t* out, int* unsafe) {
-  const int h = threadIdx.x & 1;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * 128 + (threadIdx.x >> 1);
-  const int64_t kb = blockIdx.y;
-  int64_t lb;
-  const int seg = seg_of(p, kb, lb);
-  uint32_t o[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
-  bool bad = false;
-  if (r < p.M) {
-    const int hb = bytes_per_block(seg) / 2;
-    const uint8_t* src = p.a.codes[seg] + r * p.a.row_bytes[seg] + lb * 2 * hb + h * hb;
-    bad = block_half_row_to_bf16(seg, src, p.a.scales[seg][r * p.a.blocks[seg] + lb], p.fp6_e2m3, o);
+// Half h of a block row in block_row_to_bf16<true>'s order (activations_to_bf16_tiles).
+struct HalfInterleaved {
+  __device__ static bool convert(int seg, const uint8_t* block, int h, unsigned sc, bool e2m3, uint32_t (&o)[8]) {
+    return block_half_row_to_bf16(seg, block + h * bytes_per_block(seg) / 2, sc, e2m3, o);
   }
-  uint4* dst = reinterpret_cast<uint4*>(out + ((kb * 2 + h) * rows_pad + r) * 32);
-  const int sw = static_cast<int>(r >> 2) & 1;
-  dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
-  dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
-  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / kBM, 1);
-}
+};
 
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_bf16_v14(Fp8GemmArgs p, const uint8_t* __restrict__ a16, int64_t a_rows_pad, const int* __restrict__ a_unsafe,
@@ -201,8 +185,9 @@ void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   carve(ws + a_bytes + flag_bytes, p.N, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(a_unsafe, 0, flag_bytes, stream));
   if (p.nkb > 0) {
-    a_to_bf16_tiles<<<dim3(static_cast<unsigned>(a_rows_pad / 128), static_cast<unsigned>(p.nkb)), 256, 0, stream>>>(
-        p, a_rows_pad, ws, a_unsafe);
+    activations_to_bf16_tiles<HalfInterleaved>
+        <<<dim3(static_cast<unsigned>(a_rows_pad / 64), static_cast<unsigned>(p.nkb)), 128, 0, stream>>>(p, a_rows_pad, kBM, ws,
+                                                                                                        a_unsafe);
     MM_CUDA_CHECK(cudaGetLastError());
   }
   block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);

@@ -84,80 +84,21 @@ __device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* bloc
   return sc < kMinSafeScale && any != 0;
 }
 
-// Activations -> BF16 in slice_to_bf16's K order: for K block kb and half h, rows_pad x 32 bytes
-// (word 4 s + q of row r = R_q[2 h + s]), the two 16-byte chunks of row r swapped when (r >> 2) & 1.
-// Thread (row, half h = lane & 1); grid.x: 64-row groups, grid.y: K blocks. unsafe[r / tok] |= 1
-// where a block of the row has values below 2^-126.
-__global__ void __launch_bounds__(128) tokens_to_bf16_rs(Fp8GemmArgs p, int64_t rows_pad, int tok, uint8_t* out, int* unsafe) {
-  const int h = threadIdx.x & 1;
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * 64 + (threadIdx.x >> 1);
-  const int64_t kb = blockIdx.y;
-  int64_t lb;
-  const int seg = seg_of(p, kb, lb);
-  uint32_t o[8] = {0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u};
-  bool bad = false;
-  if (r < p.M) {
-    const uint8_t* block = (seg == 0 ? p.a.codes[0] : seg == 1 ? p.a.codes[1] : p.a.codes[2]) +
-                           r * (seg == 0 ? p.a.row_bytes[0] : seg == 1 ? p.a.row_bytes[1] : p.a.row_bytes[2]) +
-                           lb * bytes_per_block(seg);
-    const unsigned sc = (seg == 0 ? p.a.scales[0] : seg == 1 ? p.a.scales[1] : p.a.scales[2])
-        [r * (seg == 0 ? p.a.blocks[0] : seg == 1 ? p.a.blocks[1] : p.a.blocks[2]) + lb];
+// Half h of a block row in slice_to_bf16's K order (activations_to_bf16_tiles): word 4 s + q of the
+// half = R_q[2 h + s], the fragment columns 16 h + 8 s + 2 q + {0, 1}.
+struct HalfSlices {
+  __device__ static bool convert(int seg, const uint8_t* block, int h, unsigned sc, bool e2m3, uint32_t (&o)[8]) {
+    bool bad = false;
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
       uint32_t R[4];
-      if (slice_to_bf16(seg, block, q, sc, p.fp6_e2m3, R)) bad = true;
+      if (slice_to_bf16(seg, block, q, sc, e2m3, R)) bad = true;
       o[q] = h ? R[2] : R[0];  // (selects: a runtime index would put R in local memory)
       o[4 + q] = h ? R[3] : R[1];
     }
+    return bad;
   }
-  uint4* dst = reinterpret_cast<uint4*>(out + ((kb * 2 + h) * rows_pad + r) * 32);
-  const int sw = static_cast<int>(r >> 2) & 1;
-  dst[sw] = make_uint4(o[0], o[1], o[2], o[3]);
-  dst[1 ^ sw] = make_uint4(o[4], o[5], o[6], o[7]);
-  if (__any_sync(0xFFFFFFFFu, bad) && (threadIdx.x & 31) == 0) atomicOr(unsafe + r / tok, 1);
-}
-
-#define MM_ACC64(o)                                                                                              \
-  "+f"(d[o + 0]), "+f"(d[o + 1]), "+f"(d[o + 2]), "+f"(d[o + 3]), "+f"(d[o + 4]), "+f"(d[o + 5]), "+f"(d[o + 6]), \
-      "+f"(d[o + 7]), "+f"(d[o + 8]), "+f"(d[o + 9]), "+f"(d[o + 10]), "+f"(d[o + 11]), "+f"(d[o + 12]),        \
-      "+f"(d[o + 13]), "+f"(d[o + 14]), "+f"(d[o + 15]), "+f"(d[o + 16]), "+f"(d[o + 17]), "+f"(d[o + 18]),     \
-      "+f"(d[o + 19]), "+f"(d[o + 20]), "+f"(d[o + 21]), "+f"(d[o + 22]), "+f"(d[o + 23]), "+f"(d[o + 24]),     \
-      "+f"(d[o + 25]), "+f"(d[o + 26]), "+f"(d[o + 27]), "+f"(d[o + 28]), "+f"(d[o + 29]), "+f"(d[o + 30]),     \
-      "+f"(d[o + 31]), "+f"(d[o + 32]), "+f"(d[o + 33]), "+f"(d[o + 34]), "+f"(d[o + 35]), "+f"(d[o + 36]),     \
-      "+f"(d[o + 37]), "+f"(d[o + 38]), "+f"(d[o + 39]), "+f"(d[o + 40]), "+f"(d[o + 41]), "+f"(d[o + 42]),     \
-      "+f"(d[o + 43]), "+f"(d[o + 44]), "+f"(d[o + 45]), "+f"(d[o + 46]), "+f"(d[o + 47]), "+f"(d[o + 48]),     \
-      "+f"(d[o + 49]), "+f"(d[o + 50]), "+f"(d[o + 51]), "+f"(d[o + 52]), "+f"(d[o + 53]), "+f"(d[o + 54]),     \
-      "+f"(d[o + 55]), "+f"(d[o + 56]), "+f"(d[o + 57]), "+f"(d[o + 58]), "+f"(d[o + 59]), "+f"(d[o + 60]),     \
-      "+f"(d[o + 61]), "+f"(d[o + 62]), "+f"(d[o + 63])
-
-// d (64 x 256 f32) += A (64 x 16 bf16, registers a0..a3) . B (256 x 16 bf16, K-major, smem)^T.
-__device__ __forceinline__ void wgmma_rs(float (&d)[128], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
-      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
-      "%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,"
-      "%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,"
-      "%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
-      "{%128,%129,%130,%131}, %132, p, 1, 1, 0;\n}\n"
-      : MM_ACC64(0), MM_ACC64(64)
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
-}
-
-// d (64 x 128 f32) += A (64 x 16 bf16, registers) . B (128 x 16 bf16, K-major, smem)^T.
-__device__ __forceinline__ void wgmma_rs(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint64_t db) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
-      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
-      "%56,%57,%58,%59,%60,%61,%62,%63}, "
-      "{%64,%65,%66,%67}, %68, p, 1, 1, 0;\n}\n"
-      : MM_ACC64(0)
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db), "n"(1));
-}
-#undef MM_ACC64
+};
 
 // Registers: each SM sub-partition holds 16384, so with a 9th (producer) warp 3 warps share one and
 // get at most 168 registers: ptxas then serialized every wgmma (C7512, measured 1.7x slower) and
@@ -328,8 +269,9 @@ void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream) {
   carve(ws + tok_bytes + flag_bytes, w_rows, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(tok_unsafe, 0, flag_bytes, stream));
   if (p.nkb > 0) {
-    tokens_to_bf16_rs<<<dim3(static_cast<unsigned>(tok_rows_pad / 64), static_cast<unsigned>(p.nkb)), 128, 0, stream>>>(
-        p, tok_rows_pad, TOK, ws, tok_unsafe);
+    activations_to_bf16_tiles<HalfSlices>
+        <<<dim3(static_cast<unsigned>(tok_rows_pad / 64), static_cast<unsigned>(p.nkb)), 128, 0, stream>>>(p, tok_rows_pad, TOK, ws,
+                                                                                                          tok_unsafe);
     MM_CUDA_CHECK(cudaGetLastError());
   }
   block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
