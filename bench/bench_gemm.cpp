@@ -445,12 +445,16 @@ int main(int argc, char** argv) {
         if (M > 16)
           for (int v = 6; v <= cuda::mx_mixed_gemm_versions(); ++v) kernels.push_back(v);
         if (M > 16 && !kernel_list.empty()) kernels = kernel_list;
+        if (M > 16) kernels.push_back(cuda::kGemmPreparedKernel);  // v15 on the prepared weights
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
             if (kernel == cuda::kGemvPreparedKernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
+                                           cuda::OutType::bf16, stream);
+            else if (kernel == cuda::kGemmPreparedKernel)
+              cuda::mx_mixed_gemm_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream);
             else if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream, -kernel - 1);
             else cuda::mx_mixed_gemm(xq.view, w, y16, cuda::OutType::bf16, kernel, stream);
@@ -459,6 +463,7 @@ int main(int argc, char** argv) {
           const double read_gbs = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M)) / t * 1e-3;
           std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
           if (kernel == cuda::kGemvPreparedKernel) kname = "gemv v10 prepared weights";
+          else if (kernel == cuda::kGemmPreparedKernel) kname = "v15 prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},

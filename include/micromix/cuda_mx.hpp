@@ -62,11 +62,12 @@ enum class OutType { bf16, f32 };
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
 // version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv;
-// 17..512 rows: v10 with split-K, or v2; above: v12); 1.. select a numbered GEMM kernel (see
+// 17..255 rows: v10 with split-K, or v2; from 256: v15); 1.. select a numbered GEMM kernel (see
 // sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its magnitude
-// is below 2^-126 (scale codes near 0): v10-v13 detect such tiles and compute them exactly in FP32
+// is below 2^-126 (scale codes near 0): v10 and up detect such tiles and compute them exactly in FP32
 // on the CUDA cores; the older versions' tensor cores may flush those values to zero.
-// v10-v13 allocate stream-ordered workspace (cudaMallocAsync) for their pre-pass / split-K partials.
+// v10 and up allocate stream-ordered workspace (cudaMallocAsync) for their pre-passes / split-K
+// partials (v14-v17: the activations as BF16, M x K x 2 bytes).
 void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, int version,
                    void* stream);
 // Number of GEMM versions selectable by mx_mixed_gemm's version argument, and their names.
@@ -91,12 +92,19 @@ int mx_mixed_gemv_versions();
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream);
+// Any M on the same prepared weights (one resident copy for decode and prefill): M <= 16 the decode
+// path above, larger M GEMM v15 reading the prepared layout directly (no per-call copy of the
+// weights). Same contract as mx_mixed_gemm; asynchronous on stream.
+void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
+                            void* stream);
 
 // ---- host conveniences (tests, tools): copy to the device, run, copy back; synchronous ----------
 // y (M, N) as float (out = f32) or bf16 bits widened to float (out = bf16). kernel: 0 GEMM default,
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
-// kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared.
+// kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
+// mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
 inline constexpr int kGemvPreparedKernel = -100;
+inline constexpr int kGemmPreparedKernel = -101;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

@@ -7,9 +7,11 @@
 // registers, one 8-16-byte load per lane, no shared memory and no barrier in the K loop.
 //
 // Layout of a prepared segment (same byte count as the row-major one; N a multiple of 16): codes at
-// ((G * blocks + b) * 16 * bpb) + lane * 2 * bpr for row group G, block b, lane = 4 g + q, where
-// bpr = bpb / 4 bytes hold elements 8q .. 8q + 7 of row 16 G + g, followed by the same elements of
-// row 16 G + g + 8; scales at (G * blocks + b) * 16 + 2 g (row g) and + 1 (row g + 8).
+// (i * 16 * bpb) + lane * 2 * bpr with i = prepared_index(G, b, ...) (mx_mixed_device.cuh) for row
+// group G, block b, lane = 4 g + q, where bpr = bpb / 4 bytes hold elements 8q .. 8q + 7 of row
+// 16 G + g, followed by the same elements of row 16 G + g + 8; scales at i * 16 + 2 g (row g) and
+// + 1 (row g + 8). Super-groups of 8 groups are block-major inside, so that one block of 128 rows
+// is one contiguous run (the prefill GEMM v15 copies it with one bulk copy, mx_mixed_gemm_prepared).
 // In each block the MMA's K order is permuted the same way for weights and activations: lane q
 // holds elements 8q .. 8q + 7, pairs (8q, 8q+1), (8q+2, 8q+3) in the first k16 step and (8q+4,
 // 8q+5), (8q+6, 8q+7) in the second (the K sum is unchanged).
@@ -42,6 +44,7 @@ struct V10Args {
   const uint8_t* ws[3];      // prepared weight scales per segment
   int64_t M, N;
   int nb[3];                 // MX blocks per row of each segment
+  int64_t groups;            // N / 16
   void* y;
   int out_f32;
   int fp6_e2m3;
@@ -165,25 +168,27 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int 
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
   const int lane = 4 * g + q;
-  const uint8_t* wsrc = p.wc[SEG] + (G * nb + warp) * 16 * bpb + lane * 2 * bpr;
-  const uint8_t* wssrc = p.ws[SEG] + (G * nb + warp) * 16 + 2 * g;
+  const int64_t at = prepared_index(G, warp, nb, p.groups);
+  const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;  // bytes per block / bpb
+  const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
+  const uint8_t* wssrc = p.ws[SEG] + at * 16 + 2 * g;
   int lb0 = warp;
   for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
     BlockRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      load_block<SEG, NT>(p, wsrc + u * kWarps * 16 * bpb, wssrc + u * kWarps * 16, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
+      load_block<SEG, NT>(p, wsrc + u * kWarps * step * bpb, wssrc + u * kWarps * step, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
 #pragma unroll
     for (int u = 0; u < U; ++u) compute_block<SEG, NT>(p, r[u], acc);
-    wsrc += U * kWarps * 16 * bpb;
-    wssrc += U * kWarps * 16;
+    wsrc += U * kWarps * step * bpb;
+    wssrc += U * kWarps * step;
   }
   for (; lb0 < nb; lb0 += kWarps) {  // the tail, one block at a time
     BlockRaw<NT> r;
     load_block<SEG, NT>(p, wsrc, wssrc, p.seg_start[SEG] + lb0, g, q, r);
     compute_block<SEG, NT>(p, r, acc);
-    wsrc += kWarps * 16 * bpb;
-    wssrc += kWarps * 16;
+    wsrc += kWarps * step * bpb;
+    wssrc += kWarps * step;
   }
 }
 
@@ -261,15 +266,16 @@ __global__ void prepare_segment(const uint8_t* __restrict__ codes, const uint8_t
   const int lane = static_cast<int>(i & 31), g = lane >> 2, q = lane & 3;
   const int64_t gb = i >> 5, G = gb / nb;
   const int b = static_cast<int>(gb - G * nb), bpr = bpb / 4;
-  uint8_t* dst = pc + gb * 16 * bpb + lane * 2 * bpr;
+  const int64_t at = prepared_index(G, b, nb, groups);
+  uint8_t* dst = pc + at * 16 * bpb + lane * 2 * bpr;
   for (int h = 0; h < 2; ++h) {
     const int64_t row = 16 * G + g + 8 * h;
     const uint8_t* src = codes + row * row_bytes + static_cast<int64_t>(b) * bpb + q * bpr;
     for (int j = 0; j < bpr; ++j) dst[h * bpr + j] = src[j];
   }
   if (q == 0) {
-    ps[gb * 16 + 2 * g] = scales[(16 * G + g) * nb + b];
-    ps[gb * 16 + 2 * g + 1] = scales[(16 * G + g + 8) * nb + b];
+    ps[at * 16 + 2 * g] = scales[(16 * G + g) * nb + b];
+    ps[at * 16 + 2 * g + 1] = scales[(16 * G + g + 8) * nb + b];
   }
 }
 
@@ -306,6 +312,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   }
   p.M = a.rows;
   p.N = w_prepared.rows;
+  p.groups = p.N / 16;
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;

@@ -53,6 +53,17 @@ __device__ inline float scale_f32(unsigned s) {
   return s == 0xFFu ? __int_as_float(0x7fc00000) : s == 0 ? __int_as_float(0x00400000) : __int_as_float(static_cast<int>(s << 23));
 }
 
+// Index of the (16-row group G, MX block b) run in the prepared weight layout (mx_prepare_gemv_weights;
+// runs of 16 * bytes-per-block codes and 16 scale bytes): groups come in super-groups of 8 (128
+// rows), block-major inside each: one block of a super-group is one contiguous run (the prefill
+// GEMM's tile, one bulk copy), and a super-group's blocks follow each other closely (the decode
+// path walks them). nb: blocks per row of the segment; groups = N / 16 (the last super-group may
+// hold fewer than 8).
+__host__ __device__ inline int64_t prepared_index(int64_t G, int64_t b, int64_t nb, int64_t groups) {
+  const int64_t sg0 = G / 8 * 8, size = groups - sg0 < 8 ? groups - sg0 : 8;
+  return sg0 * nb + b * size + (G - sg0);
+}
+
 // The segments of a mixed matrix as the kernels read them: per segment the code and scale
 // pointers, bytes per row, blocks per row; and the first global K block of each segment.
 struct SegView {

@@ -178,6 +178,33 @@ __device__ inline float element_value(const Fp8GemmArgs& p, const SegView& v, in
   return e * s;
 }
 
+// Exact value of element k of weight row n stored in mx_prepare_gemv_weights' layout: per 16-row
+// group G and block b a run of 16 * bpb bytes at i = prepared_index(G, b, ...), lane 4 g + q (g = n
+// % 8, q = slice) holding the bpb / 4 bytes of slice q of row 16 G + g, then of row 16 G + g + 8;
+// scales at i * 16 + 2 g (+ 1).
+__device__ inline float element_value_prepared(const Fp8GemmArgs& p, int64_t n, int64_t k) {
+  int64_t lb;
+  const int seg = seg_of(p, k / 32, lb);
+  const int j = static_cast<int>(k % 32), q = j / 8, e = j % 8, g = static_cast<int>(n % 16), half = g >= 8 ? 1 : 0;
+  const int bpb = 16 + 8 * seg, bpr = bpb / 4;
+  const int64_t nb = seg == 0 ? p.kb4 : seg == 1 ? p.kb6 : p.nkb - p.kb4 - p.kb6;
+  const int64_t gb = prepared_index(n / 16, lb, nb, p.N / 16);
+  const uint8_t* run = p.w.codes[seg] + gb * 16 * bpb + (4 * (g % 8) + q) * 2 * bpr + half * bpr;
+  const float s = scale_f32(p.w.scales[seg][gb * 16 + 2 * (g % 8) + half]);
+  float v;
+  if (seg == 0) {
+    v = decode_formula(4, 2, 1, 1, false, (run[e / 2] >> (4 * (e & 1))) & 0xFu);
+  } else if (seg == 1) {
+    const uint8_t* t = run + (e / 4) * 3;
+    const uint32_t w = t[0] | (uint32_t{t[1]} << 8) | (uint32_t{t[2]} << 16);
+    const uint32_t c = (w >> (6 * (e & 3))) & 0x3Fu;
+    v = p.fp6_e2m3 ? decode_formula(6, 2, 3, 1, false, c) : decode_formula(6, 3, 2, 3, false, c);
+  } else {
+    v = decode_formula(8, 4, 3, 7, true, run[e]);
+  }
+  return v * s;
+}
+
 // 4 G FP6 codes (3 G bytes as 3 G / 4 words) -> 2 G bf16x2 words of value * s; G = 4 or 8.
 template <int G>
 __device__ __forceinline__ void fp6_words_to_bf16(const uint32_t (&w)[3 * G / 4], bool e2m3, float s,
@@ -350,7 +377,7 @@ __device__ void exact_tile_fallback(const Fp8GemmArgs& p, OutView o, int64_t m0,
     if (m >= p.M || n >= p.N) continue;
     float sum = 0.0f;
     for (int64_t k = int64_t{kb_lo} * 32; k < int64_t{kb_hi} * 32; ++k)
-      sum = fmaf(element_value(p, p.a, m, k), element_value(p, p.w, n, k), sum);
+      sum = fmaf(element_value(p, p.a, m, k), p.w_prepared ? element_value_prepared(p, n, k) : element_value(p, p.w, n, k), sum);
     store_y(p, o, m, n, sum);
   }
 }

@@ -453,4 +453,19 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   }
 }
 
+void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
+                            void* stream) {
+  check_operands("mx_mixed_gemm_prepared", a, w_prepared);
+  MM_CUDA_REQUIRE(w_prepared.rows % 16 == 0, "mx_mixed_gemm_prepared: N = " + std::to_string(w_prepared.rows) +
+                                                 " is not a multiple of 16 (prepared weights)");
+  const int64_t M = a.rows, N = w_prepared.rows;
+  if (M == 0 || N == 0) return;
+  if (M <= 16) return mx_mixed_gemv_prepared(a, w_prepared, d_y, out, stream);
+  const Fp8GemmArgs f{seg_view(a), seg_view(w_prepared), M, N, a.split.n4 / mx::kBlock, a.split.n6 / mx::kBlock,
+                      a.split.cols() / mx::kBlock, d_y, out == OutType::f32, a.split.fp6 == mx::ElemFormat::fp6_e2m3};
+  Fp8GemmArgs q = f;
+  q.w_prepared = 1;
+  mx_mixed_gemm_bf16rs_prepared_launch(q, static_cast<cudaStream_t>(stream));
+}
+
 }  // namespace micromix::cuda

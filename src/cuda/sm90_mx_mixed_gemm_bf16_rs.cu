@@ -50,38 +50,69 @@ struct Layout {
   static constexpr int smem = bars + 2 * kStages * 8 + 1024;
 };
 
-// Slice q (8 codes) of one row of one MX block -> R[0..3] (bf16x2 of value * scale; s2 = bf16x2 of
-// the scale, s its float). FP4: R[j] = codes (8 q + j, 8 q + j + 4) (fp4_word_to_bf16_il); FP6 /
-// FP8: R[j] = codes (8 q + 2 j, 8 q + 2 j + 1). Returns true if the slice has values below 2^-126.
-__device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* block, int q, unsigned sc, bool e2m3,
+// One slice (8 codes of one row of one MX block) -> R[0..3] (bf16x2 of value * scale, scale code sc).
+// The codes as fields: FP4 lo = the 8 nibbles; FP6 lo / hi = codes 0..3 / 4..7 (24 bits each); FP8
+// lo / hi = codes 0..3 / 4..7. FP4: R[j] = codes (j, j + 4) (fp4_word_to_bf16_il); FP6 / FP8: R[j] =
+// codes (2 j, 2 j + 1). Returns true if the slice has values below 2^-126.
+__device__ __forceinline__ bool convert_slice(const int seg, uint32_t lo, uint32_t hi, unsigned sc, bool e2m3,
                                               uint32_t (&R)[4]) {
-  uint32_t any;
   if (seg == 0) {
-    const uint32_t w = reinterpret_cast<const uint32_t*>(block)[q];
-    any = w;
     // bf16 of 2^(sc - 127) without branches: sc << 7 for normal codes, 2^-127 (bf16 subnormal
     // 0x0040) for code 0, NaN for 255.
     const uint32_t b = sc == 0 ? 0x0040u : sc == 0xFFu ? 0x7FC0u : sc << 7;
-    fp4_word_to_bf16_il(w, b | (b << 16), R);
-    return sc < kMinSafeScale && any != 0;
+    fp4_word_to_bf16_il(lo, b | (b << 16), R);
+    return sc < kMinSafeScale && lo != 0;
   }
   const float s = scale_f32(sc);
+  if (seg == 1) {
+    const uint32_t f6 = e2m3 ? 0x54005400u : 0x4C004C00u;  // f16x2 of 64 (E2M3) or 16 (E3M2)
+    e4m3x4_to_bf16(fp6x4_to_e4m3(lo, e2m3), f6, true, s, R[0], R[1]);
+    e4m3x4_to_bf16(fp6x4_to_e4m3(hi, e2m3), f6, true, s, R[2], R[3]);
+  } else {
+    e4m3x4_to_bf16(lo, 0u, false, s, R[0], R[1]);
+    e4m3x4_to_bf16(hi, 0u, false, s, R[2], R[3]);
+  }
+  return sc < kMinSafeScale && (lo | hi) != 0;
+}
+
+// Slice q of a row-major block (16 / 24 / 32 code bytes at block, 4-byte aligned) -> R.
+__device__ __forceinline__ bool slice_to_bf16(const int seg, const uint8_t* block, int q, unsigned sc, bool e2m3,
+                                              uint32_t (&R)[4]) {
+  if (seg == 0) return convert_slice(0, reinterpret_cast<const uint32_t*>(block)[q], 0u, sc, e2m3, R);
   if (seg == 1) {
     const int at = 6 * q;  // byte offset of the 48 bits (0, 6, 12, 18): two 4-byte aligned words cover them
     const uint32_t* w = reinterpret_cast<const uint32_t*>(block + (at & ~3));
     const uint64_t x = ((uint64_t{w[1]} << 32) | w[0]) >> (8 * (at & 3));
-    const uint32_t g0 = static_cast<uint32_t>(x) & 0xFFFFFFu, g1 = static_cast<uint32_t>(x >> 24) & 0xFFFFFFu;
-    any = g0 | g1;
-    const uint32_t f6 = e2m3 ? 0x54005400u : 0x4C004C00u;  // f16x2 of 64 (E2M3) or 16 (E3M2)
-    e4m3x4_to_bf16(fp6x4_to_e4m3(g0, e2m3), f6, true, s, R[0], R[1]);
-    e4m3x4_to_bf16(fp6x4_to_e4m3(g1, e2m3), f6, true, s, R[2], R[3]);
-  } else {
-    const uint2 w = reinterpret_cast<const uint2*>(block)[q];
-    any = w.x | w.y;
-    e4m3x4_to_bf16(w.x, 0u, false, s, R[0], R[1]);
-    e4m3x4_to_bf16(w.y, 0u, false, s, R[2], R[3]);
+    return convert_slice(1, static_cast<uint32_t>(x) & 0xFFFFFFu, static_cast<uint32_t>(x >> 24) & 0xFFFFFFu, sc, e2m3, R);
   }
-  return sc < kMinSafeScale && any != 0;
+  const uint2 w = reinterpret_cast<const uint2*>(block)[q];
+  return convert_slice(2, w.x, w.y, sc, e2m3, R);
+}
+
+// The two slices of one lane in the prepared (mx_prepare_gemv_weights) layout: bpr = bpb / 4 bytes
+// of row g then the same of row g + 8, at run (8 / 12 / 16-byte runs, 8 / 4 / 16-byte aligned).
+template <int SEG>
+__device__ __forceinline__ void prepared_slices(const uint8_t* run, uint32_t& lo0, uint32_t& hi0, uint32_t& lo1,
+                                                uint32_t& hi1) {
+  if constexpr (SEG == 0) {
+    const uint2 w = *reinterpret_cast<const uint2*>(run);
+    lo0 = w.x;
+    lo1 = w.y;
+    hi0 = hi1 = 0u;
+  } else if constexpr (SEG == 1) {
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(run);
+    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2];
+    lo0 = w0 & 0xFFFFFFu;
+    hi0 = (w0 >> 24) | ((w1 & 0xFFFFu) << 8);
+    lo1 = (w1 >> 16) | ((w2 & 0xFFu) << 16);
+    hi1 = w2 >> 8;
+  } else {
+    const uint4 w = *reinterpret_cast<const uint4*>(run);
+    lo0 = w.x;
+    hi0 = w.y;
+    lo1 = w.z;
+    hi1 = w.w;
+  }
 }
 
 // Half h of a block row in slice_to_bf16's K order (activations_to_bf16_tiles): word 4 s + q of the
@@ -100,14 +131,23 @@ struct HalfSlices {
   }
 };
 
+// Weights prepared once in mx_prepare_gemv_weights' layout (the decode path's; one resident copy
+// serves both): per segment codes and scales, and blocks per row.
+struct PreparedW {
+  const uint8_t* codes[3];
+  const uint8_t* scales[3];
+};
+
 // Registers: each SM sub-partition holds 16384, so with a 9th (producer) warp 3 warps share one and
 // get at most 168 registers: ptxas then serialized every wgmma (C7512, measured 1.7x slower) and
 // setmaxnreg did not change its allocation. Hence no producer warps: one thread issues the bulk
 // copies (cp.async.bulk, completion counted in bytes on the stage's mbarrier), 8 warps, <= 255 regs.
-template <int WG, int TOK, int PIPE>
+// PREP: weights in the prepared layout (PreparedW; a step's 128 rows are one run of 8 16-row groups
+// in lane order) instead of a block-major copy made per call.
+template <int WG, int TOK, int PIPE, bool PREP>
 __global__ void __launch_bounds__(128 * WG, 1)
     gemm_bf16_rs(Fp8GemmArgs p, const uint8_t* __restrict__ tok16, int64_t tok_rows_pad,
-                  const int* __restrict__ tok_unsafe, BlockMajor W) {
+                  const int* __restrict__ tok_unsafe, BlockMajor W, PreparedW P) {
   using L = Layout<WG, TOK, PIPE>;
   constexpr int kLead = L::kLead;
   constexpr int kTok = L::kTok, kWRows = L::kWRows, kThreads = L::kThreads;
@@ -123,9 +163,10 @@ __global__ void __launch_bounds__(128 * WG, 1)
   const int nkb = kb_hi - kb_lo;
 
   // Step j's tokens (two contiguous 8 KB runs), weight codes and scales (one run each) into stage
-  // j % kStages; the stage's full barrier completes when all bytes have landed. Addresses are
-  // recomputed from the kernel parameters on every call (nothing kept in registers: the issuing
-  // thread changes every step, see below, and registers are what the wgmma pipeline needs).
+  // j % kStages, issued by lane 0 of one warp; the stage's full barrier completes when all bytes
+  // have landed.
+  // Addresses are recomputed from the kernel parameters on every call (nothing kept in registers:
+  // the issuing warp changes every step, see below, and registers are what the wgmma pipeline needs).
   auto issue = [&](int j) {
     const int st = j % kStages, kb = kb_lo + j;
     const int kb4 = static_cast<int>(p.kb4), kb46 = static_cast<int>(p.kb4 + p.kb6);
@@ -137,11 +178,34 @@ __global__ void __launch_bounds__(128 * WG, 1)
     const uint8_t* t0 = tok16 + (int64_t{kb} * 2 * tok_rows_pad + static_cast<int64_t>(blockIdx.y) * kTok) * 32;
     const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + wn0) * bpb;
     const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + wn0;
-    mbar_expect_tx(full + st, static_cast<unsigned>(L::tok + kWRows * bpb + kWRows));
-    bulk_copy_g2s(stage, t0, L::tok_sub, full + st);
-    bulk_copy_g2s(stage + L::tok_sub, t0 + tok_half, L::tok_sub, full + st);
-    bulk_copy_g2s(stage + L::tok, codes, kWRows * bpb, full + st);
-    bulk_copy_g2s(stage + L::tok + L::w_codes, scales, kWRows, full + st);
+    if constexpr (PREP) {
+      // The block of this CTA's 128 rows (one super-group of the prepared layout) is one run: one copy
+      // each for the codes and the scales; a last, partial super-group holds only the groups below N
+      // (N is a multiple of 16); the stage's other rows are never stored.
+      static_assert(kWRows == 128, "a prepared super-group is 128 rows");
+      const int groups = static_cast<int>(min(static_cast<int64_t>(kWRows / 16), (p.N - wn0) / 16));
+      const int64_t nbs = seg == 0 ? p.kb4 : seg == 1 ? p.kb6 : p.nkb - p.kb4 - p.kb6;
+      const int64_t at = prepared_index(wn0 / 16, lb, nbs, p.N / 16);
+      if (lane == 0) {
+        const uint8_t* codes = (seg == 0 ? P.codes[0] : seg == 1 ? P.codes[1] : P.codes[2]) + at * 16 * bpb;
+        const uint8_t* scales = (seg == 0 ? P.scales[0] : seg == 1 ? P.scales[1] : P.scales[2]) + at * 16;
+        mbar_expect_tx(full + st, static_cast<unsigned>(L::tok + groups * (16 * bpb + 16)));
+        bulk_copy_g2s(stage, t0, L::tok_sub, full + st);
+        bulk_copy_g2s(stage + L::tok_sub, t0 + tok_half, L::tok_sub, full + st);
+        bulk_copy_g2s(stage + L::tok, codes, groups * 16 * bpb, full + st);
+        bulk_copy_g2s(stage + L::tok + L::w_codes, scales, groups * 16, full + st);
+      }
+    } else {
+      if (lane == 0) {
+        const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + wn0) * bpb;
+        const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + wn0;
+        mbar_expect_tx(full + st, static_cast<unsigned>(L::tok + kWRows * bpb + kWRows));
+        bulk_copy_g2s(stage, t0, L::tok_sub, full + st);
+        bulk_copy_g2s(stage + L::tok_sub, t0 + tok_half, L::tok_sub, full + st);
+        bulk_copy_g2s(stage + L::tok, codes, kWRows * bpb, full + st);
+        bulk_copy_g2s(stage + L::tok + L::w_codes, scales, kWRows, full + st);
+      }
+    }
   };
 
   if (tid == 0) {
@@ -150,9 +214,10 @@ __global__ void __launch_bounds__(128 * WG, 1)
       mbar_init(empty + i, kThreads);
     }
     fence_mbarrier_init();
-    for (int j = 0; j < kLead && j < nkb; ++j) issue(j);
   }
   __syncthreads();
+  if (warp == 0)
+    for (int j = 0; j < kLead && j < nkb; ++j) issue(j);
 
   bool unsafe = false;
   float acc[TOK / 2];
@@ -163,6 +228,7 @@ __global__ void __launch_bounds__(128 * WG, 1)
   // rr + 8, its slice q.
   const int cg = warp >> 2, q = lane & 3;
   const int rr = 64 * cg + 16 * (warp & 3) + (lane >> 2);
+  const bool rows_valid = n0 + rr < p.N;  // (prepared: groups past N are not copied, stale bytes there)
   const uint64_t db0 = smem_desc_sw32(smem);
   const uint32_t db_lo = static_cast<uint32_t>(db0);
   const uint64_t desc_hi = db0 & 0xFFFFFFFF00000000ull;
@@ -173,8 +239,20 @@ __global__ void __launch_bounds__(128 * WG, 1)
     mbar_wait(full + st, static_cast<unsigned>(j / kStages) & 1u);
     const uint8_t* wraw = smem + st * L::stage + L::tok;
     uint32_t r0[4], r1[4];
-    if (slice_to_bf16(SEG, wraw + rr * bpb, q, wraw[L::w_codes + rr], p.fp6_e2m3, r0)) unsafe = true;
-    if (slice_to_bf16(SEG, wraw + (rr + 8) * bpb, q, wraw[L::w_codes + rr + 8], p.fp6_e2m3, r1)) unsafe = true;
+    bool bad;
+    if constexpr (PREP) {
+      // Group rr / 16 of the stage; this lane's run: row rr's slice q, then row rr + 8's.
+      const int grp = rr >> 4;
+      uint32_t lo0, hi0, lo1, hi1;
+      prepared_slices<SEG>(wraw + grp * 16 * bpb + lane * (bpb / 2), lo0, hi0, lo1, hi1);
+      const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(wraw + L::w_codes + grp * 16 + 2 * (lane >> 2));
+      bad = convert_slice(SEG, lo0, hi0, sc2 & 0xFFu, p.fp6_e2m3, r0);
+      bad |= convert_slice(SEG, lo1, hi1, sc2 >> 8, p.fp6_e2m3, r1);
+    } else {
+      bad = slice_to_bf16(SEG, wraw + rr * bpb, q, wraw[L::w_codes + rr], p.fp6_e2m3, r0);
+      bad |= slice_to_bf16(SEG, wraw + (rr + 8) * bpb, q, wraw[L::w_codes + rr + 8], p.fp6_e2m3, r1);
+    }
+    if (bad && rows_valid) unsafe = true;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       af[4 * h] = r0[2 * h];
@@ -193,10 +271,10 @@ __global__ void __launch_bounds__(128 * WG, 1)
     if (j >= PIPE) mbar_arrive(empty + (j - PIPE) % kStages);
     // Refill: step j + kLead goes into the stage of step j + kLead - kStages (released during step
     // j + kLead - kStages + PIPE = j - 1 by every thread).
-    // Lane 0 of warp jj % 8 issues it: every warp of a warpgroup takes part in each wgmma, so a
-    // fixed issuing thread made its warpgroup wait for ~130 extra instructions every step.
+    // Warp jj % 8 issues it: every warp of a warpgroup takes part in each wgmma, so a fixed
+    // issuing thread made its warpgroup wait for ~130 extra instructions every step.
     const int jj = j + kLead;
-    if (tid == 32 * (jj % L::kWarps) && jj < nkb) {
+    if (warp == jj % L::kWarps && jj < nkb) {
       if (jj >= kStages) mbar_wait(empty + jj % kStages, static_cast<unsigned>(jj / kStages - 1) & 1u);
       issue(jj);
     }
@@ -250,23 +328,23 @@ __global__ void __launch_bounds__(128 * WG, 1)
   }
 }
 
-template <int WG, int TOK, int PIPE>
-void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream) {
+template <int WG, int TOK, int PIPE, bool PREP = false>
+void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream, const PreparedW* prepared = nullptr) {
   using L = Layout<WG, TOK, PIPE>;
   const int64_t gx = (p.N + L::kWRows - 1) / L::kWRows, gy = (p.M + TOK - 1) / TOK;
-  static const bool attr_set = (set_smem_attributes(gemm_bf16_rs<WG, TOK, PIPE>, L::smem), true);
+  static const bool attr_set = (set_smem_attributes(gemm_bf16_rs<WG, TOK, PIPE, PREP>, L::smem), true);
   (void)attr_set;
   const int64_t kb8 = p.nkb - p.kb4 - p.kb6;
   const int64_t tok_rows_pad = gy * TOK;
   const size_t tok_bytes = static_cast<size_t>(tok_rows_pad * p.nkb * 64), flag_bytes = static_cast<size_t>(gy * 4 + 15) / 16 * 16;
-  // The weight copy covers every row a CTA's bulk copies touch (gx tiles of kWRows rows).
+  // The block-major weight copy (not with prepared weights) covers every row a CTA's bulk copies touch.
   BlockMajor W{};
   const int64_t w_rows = std::max<int64_t>(p.N, gx * L::kWRows);
-  const size_t w_bytes = carve(nullptr, w_rows, p.kb4, p.kb6, kb8, W);
+  const size_t w_bytes = PREP ? 0 : carve(nullptr, w_rows, p.kb4, p.kb6, kb8, W);
   uint8_t* ws = nullptr;  // stream-ordered workspace: no device-wide synchronization
   MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), tok_bytes + flag_bytes + w_bytes + 16, stream));
   int* tok_unsafe = reinterpret_cast<int*>(ws + tok_bytes);
-  carve(ws + tok_bytes + flag_bytes, w_rows, p.kb4, p.kb6, kb8, W);
+  if (!PREP) carve(ws + tok_bytes + flag_bytes, w_rows, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(tok_unsafe, 0, flag_bytes, stream));
   if (p.nkb > 0) {
     activations_to_bf16_tiles<HalfSlices>
@@ -274,9 +352,10 @@ void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream) {
                                                                                                           tok_unsafe);
     MM_CUDA_CHECK(cudaGetLastError());
   }
-  block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
+  if (!PREP) block_major_launch(p.w, p.N, p.kb4, p.kb6, kb8, W, stream);
+  const PreparedW P = prepared ? *prepared : PreparedW{};
   launch_split_k(p, gx, gy, 1, stream, [&](const Fp8GemmArgs& q, dim3 grid) {
-    gemm_bf16_rs<WG, TOK, PIPE><<<grid, L::kThreads, L::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W);
+    gemm_bf16_rs<WG, TOK, PIPE, PREP><<<grid, L::kThreads, L::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W, P);
     MM_CUDA_CHECK(cudaGetLastError());
   });
   MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
@@ -288,6 +367,15 @@ void mx_mixed_gemm_bf16rs_launch(int variant, const Fp8GemmArgs& p, cudaStream_t
   if (variant == 16) launch_rs<3, 128, 1>(p, stream);
   else if (variant == 17) launch_rs<2, 256, 2>(p, stream);
   else launch_rs<2, 256, 1>(p, stream);
+}
+
+void mx_mixed_gemm_bf16rs_prepared_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
+  PreparedW P{};
+  for (int s = 0; s < 3; ++s) {
+    P.codes[s] = p.w.codes[s];
+    P.scales[s] = p.w.scales[s];
+  }
+  launch_rs<2, 256, 1, true>(p, stream, &P);
 }
 
 }  // namespace micromix::cuda

@@ -18,6 +18,8 @@ struct Fp8GemmArgs {
   // split_ws is set, writes FP32 partials to split_ws[z] (M x N) instead of y.
   int split_chunk = 0;
   float* split_ws = nullptr;
+  // w in mx_prepare_gemv_weights' layout (v15 prepared; the exact fallback must read it so).
+  int w_prepared = 0;
 };
 
 // variant: 6 (128x128 tile, 8 warps, mma.sync, 1 CTA per SM), 7 (the same capped at 128 registers,
@@ -44,6 +46,8 @@ void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream);
 // with two steps of wgmmas in flight; see sm90_mx_mixed_gemm_bf16_rs.cu.
 // Asynchronous on stream (stream-ordered workspace).
 void mx_mixed_gemm_bf16rs_launch(int variant, const Fp8GemmArgs& p, cudaStream_t stream);
+// v15 on weights prepared by mx_prepare_gemv_weights (p.w views them; p.w_prepared set).
+void mx_mixed_gemm_bf16rs_prepared_launch(const Fp8GemmArgs& p, cudaStream_t stream);
 
 // Split-K of v10-v13 (sm90_mx_mixed_gemm_bf16.cu): launches kernel(q, grid) with q = p split along K
 // into enough parts to fill the GPU when the output tiles alone do not (tiles x ctas_per_sm below

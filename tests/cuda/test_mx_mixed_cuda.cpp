@@ -242,6 +242,7 @@ TEST(CudaMxMixedGemm, DefaultDispatchAndDecodePathMatchTheDoubleProduct) {
   for (int kernel : decode_kernels())
     for (int trial = 0; trial < 8; ++trial) check_gemm(random_case(trial < 5 ? 16 : 40), kernel);
   for (int trial = 0; trial < 6; ++trial) check_gemm(random_case(trial < 3 ? 16 : 600), 0);
+  for (int trial = 0; trial < 6; ++trial) check_gemm(random_case(trial < 2 ? 16 : 600), cuda::kGemmPreparedKernel);
 }
 
 TEST(CudaMxMixedGemm, SingleSegmentsOddShapesAndLargeK) {
@@ -289,6 +290,7 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
 std::vector<int> fp8_gemm_versions() {
   std::vector<int> v;
   for (int k = 6; k <= cuda::mx_mixed_gemm_versions(); ++k) v.push_back(k);
+  v.push_back(cuda::kGemmPreparedKernel);  // v15 on prepared weights (and the decode path for M <= 16)
   return v;
 }
 

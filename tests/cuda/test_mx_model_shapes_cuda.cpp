@@ -80,8 +80,9 @@ TEST(CudaMxMixedGemm, ModelLayerShapesMatchSampledDoubleProducts) {
       {"Qwen2.5-32B", {{"qkv", 7168, 5120}, {"o", 5120, 5120}, {"gate_up", 55296, 5120}, {"down", 5120, 27648}}},
   };
   std::mt19937_64 g{std::random_device{}()};
-  // (M, kernel): the decode path, the mid-M default (v10, split-K), the prefill default (v15) and v12.
-  const std::pair<int64_t, int> runs[] = {{1, 0}, {200, 0}, {520, 0}, {520, 12}};
+  // (M, kernel): the decode path, the mid-M default (v10, split-K), the prefill default (v15), v12
+  // and v15 on prepared weights.
+  const std::pair<int64_t, int> runs[] = {{1, 0}, {200, 0}, {520, 0}, {520, 12}, {520, cuda::kGemmPreparedKernel}};
   for (const auto& [model, layers] : models)
     for (const LayerShape& L : layers) {
       const MxMixedMatrix w = random_codes(L.N, L.K, g);
