@@ -83,7 +83,9 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
 int mx_mixed_gemv_versions();
 
 // Decode path v10 on weights prepared once (at load time) in mma fragment order: a warp reads each
-// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu).
+// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu);
+// 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
+// one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
 // N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..16; larger
 // M runs 16 rows per launch; same contract as mx_mixed_gemv). The activations are decoded once per

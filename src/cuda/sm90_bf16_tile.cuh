@@ -157,25 +157,25 @@ __device__ __forceinline__ int seg_of(const Fp8GemmArgs& p, int64_t kb, int64_t&
   return 2;
 }
 
+// Unscaled value of packed element j of segment seg's codes at `codes` (FP4 nibbles, FP6 4 codes per
+// 3 bytes, FP8 bytes).
+__device__ inline float packed_element(const Fp8GemmArgs& p, int seg, const uint8_t* codes, int64_t j) {
+  if (seg == 0) return decode_formula(4, 2, 1, 1, false, (codes[j / 2] >> (4 * (j & 1))) & 0xFu);
+  if (seg == 1) {
+    const uint8_t* g = codes + (j / 4) * 3;
+    const uint32_t w = g[0] | (uint32_t{g[1]} << 8) | (uint32_t{g[2]} << 16);
+    const uint32_t c = (w >> (6 * (j & 3))) & 0x3Fu;
+    return p.fp6_e2m3 ? decode_formula(6, 2, 3, 1, false, c) : decode_formula(6, 3, 2, 3, false, c);
+  }
+  return decode_formula(8, 4, 3, 7, true, codes[j]);
+}
+
 // Exact value of element k of a row (k counted over the whole K) from the packed codes.
 __device__ inline float element_value(const Fp8GemmArgs& p, const SegView& v, int64_t row, int64_t k) {
   int64_t lb;
   const int seg = seg_of(p, k / 32, lb);
-  const int64_t j = lb * 32 + k % 32;  // index inside the segment's row
   const uint8_t* codes = v.codes[seg] + row * v.row_bytes[seg];
-  const float s = scale_f32(v.scales[seg][row * v.blocks[seg] + lb]);
-  float e;
-  if (seg == 0) {
-    e = decode_formula(4, 2, 1, 1, false, (codes[j / 2] >> (4 * (j & 1))) & 0xFu);
-  } else if (seg == 1) {
-    const uint8_t* g = codes + (j / 4) * 3;
-    const uint32_t w = g[0] | (uint32_t{g[1]} << 8) | (uint32_t{g[2]} << 16);
-    const uint32_t c = (w >> (6 * (j & 3))) & 0x3Fu;
-    e = p.fp6_e2m3 ? decode_formula(6, 2, 3, 1, false, c) : decode_formula(6, 3, 2, 3, false, c);
-  } else {
-    e = decode_formula(8, 4, 3, 7, true, codes[j]);
-  }
-  return e * s;
+  return packed_element(p, seg, codes, lb * 32 + k % 32) * scale_f32(v.scales[seg][row * v.blocks[seg] + lb]);
 }
 
 // Exact value of element k of weight row n stored in mx_prepare_gemv_weights' layout: per 16-row
@@ -185,24 +185,12 @@ __device__ inline float element_value(const Fp8GemmArgs& p, const SegView& v, in
 __device__ inline float element_value_prepared(const Fp8GemmArgs& p, int64_t n, int64_t k) {
   int64_t lb;
   const int seg = seg_of(p, k / 32, lb);
-  const int j = static_cast<int>(k % 32), q = j / 8, e = j % 8, g = static_cast<int>(n % 16), half = g >= 8 ? 1 : 0;
+  const int j = static_cast<int>(k % 32), q = j / 8, g = static_cast<int>(n % 16), half = g >= 8 ? 1 : 0;
   const int bpb = 16 + 8 * seg, bpr = bpb / 4;
   const int64_t nb = seg == 0 ? p.kb4 : seg == 1 ? p.kb6 : p.nkb - p.kb4 - p.kb6;
   const int64_t gb = prepared_index(n / 16, lb, nb, p.N / 16);
   const uint8_t* run = p.w.codes[seg] + gb * 16 * bpb + (4 * (g % 8) + q) * 2 * bpr + half * bpr;
-  const float s = scale_f32(p.w.scales[seg][gb * 16 + 2 * (g % 8) + half]);
-  float v;
-  if (seg == 0) {
-    v = decode_formula(4, 2, 1, 1, false, (run[e / 2] >> (4 * (e & 1))) & 0xFu);
-  } else if (seg == 1) {
-    const uint8_t* t = run + (e / 4) * 3;
-    const uint32_t w = t[0] | (uint32_t{t[1]} << 8) | (uint32_t{t[2]} << 16);
-    const uint32_t c = (w >> (6 * (e & 3))) & 0x3Fu;
-    v = p.fp6_e2m3 ? decode_formula(6, 2, 3, 1, false, c) : decode_formula(6, 3, 2, 3, false, c);
-  } else {
-    v = decode_formula(8, 4, 3, 7, true, run[e]);
-  }
-  return v * s;
+  return packed_element(p, seg, run, j % 8) * scale_f32(p.w.scales[seg][gb * 16 + 2 * (g % 8) + half]);
 }
 
 // 4 G FP6 codes (3 G bytes as 3 G / 4 words) -> 2 G bf16x2 words of value * s; G = 4 or 8.
