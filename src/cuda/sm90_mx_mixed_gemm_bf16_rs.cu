@@ -1,8 +1,10 @@
-// Mixed MX GEMM v15: the WEIGHTS are the register operand of BF16 wgmma (RS form): each consumer
-// thread converts its own A fragments (exact BF16, scale folded) straight from the packed codes,
-// so converted weights never touch shared memory; the activations, converted to BF16 once per call
-// by a pre-pass (as v14), are the shared-memory operand; bulk asynchronous copies (cp.async.bulk, the
-// TMA engine without a tensor map) stream both into a multi-stage ring synchronized by mbarriers (no CTA-wide barrier in the K loop).
+// Mixed MX GEMM v15 (v16, v17 variants): the WEIGHTS are the register operand of BF16 wgmma (RS
+// form): each thread converts its own A fragments (exact BF16, scale folded) straight from the packed
+// codes, so converted weights never touch shared memory; the activations, converted to BF16 once per
+// call by a pre-pass (as v14), are the shared-memory operand; bulk asynchronous copies (cp.async.bulk,
+// the TMA engine without a tensor map) stream both into a multi-stage ring synchronized by mbarriers
+// (no CTA-wide barrier in the K loop). The weights come from a block-major copy made per call, or,
+// for mx_mixed_gemm_prepared, straight from the prepared layout (mx_prepare_gemv_weights).
 //
 // Why (GPU_NOTES, session 4): v14 (weights converted into shared memory, one __syncthreads per
 // step) ran at 1560 cycles per 256 x 128 x 32 step against 512 of tensor work: every step moved
@@ -20,7 +22,8 @@
 //
 // Numerics as v10-v14 (exact BF16 products, FP32 accumulation; tiles with values below 2^-126 are
 // recomputed exactly on the CUDA cores).
-// CTA: 2 warpgroups (64 weight rows each, all 256 tokens); one lane per step also issues its bulk copies.
+// CTA: 2 warpgroups (64 weight rows each, all 256 tokens); lane 0 of one warp per step (rotating)
+// also issues that step's bulk copies.
 #include <algorithm>
 
 #include "cuda/sm90_bf16_tile.cuh"
