@@ -4,7 +4,9 @@
 //
 //   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
 //              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]
-//   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; --model: the
+//   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; for M <= 16 its
+//   negative entries -1 - v pick row-major decode versions v (-1: the default), the prepared decode
+//   versions v10 and v11 always run; --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
 //   calibrated one printed by `micromix quantize`)
 //
@@ -240,8 +242,9 @@ int main(int argc, char** argv) {
     }
   }
   for (int v : kernel_list)
-    if (v < 0 || v > cuda::mx_mixed_gemm_versions()) {
-      std::fprintf(stderr, "bench_gemm: --kernels: no GEMM version %d (0..%d)\n", v, cuda::mx_mixed_gemm_versions());
+    if (v < -1 - cuda::mx_mixed_gemv_versions() || v > cuda::mx_mixed_gemm_versions()) {
+      std::fprintf(stderr, "bench_gemm: --kernels: no GEMM version %d (0..%d) or decode version %d (-1..%d)\n", v,
+                   cuda::mx_mixed_gemm_versions(), -1 - v, -1 - cuda::mx_mixed_gemv_versions());
       return 2;
     }
   if (!cuda::available()) {
@@ -439,20 +442,32 @@ int main(int argc, char** argv) {
         std::vector<int> kernels = {0};
         if (M <= 16)  // decode path: its default (-1), then every version v (-1 - v)
           for (int v = 0; v <= cuda::mx_mixed_gemv_versions(); ++v) kernels.push_back(-1 - v);
-        if (M <= 16) kernels.push_back(cuda::kGemvPreparedKernel);
+        if (M <= 16 && !kernel_list.empty()) {  // --kernels' negative entries: those decode versions only
+          kernels = {0};
+          for (int k : kernel_list)
+            if (k < 0) kernels.push_back(k);
+        }
+        if (M <= 16) {  // the prepared decode path's versions (v11 is its default)
+          kernels.push_back(cuda::kGemvPreparedV10Kernel);
+          kernels.push_back(cuda::kGemvPreparedV11Kernel);
+        }
         if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         // FP8 tensor-core versions (6..) on every mix, quick runs included.
         if (M > 16)
           for (int v = 6; v <= cuda::mx_mixed_gemm_versions(); ++v) kernels.push_back(v);
-        if (M > 16 && !kernel_list.empty()) kernels = kernel_list;
+        if (M > 16 && !kernel_list.empty()) {
+          kernels.clear();
+          for (int k : kernel_list)
+            if (k >= 0) kernels.push_back(k);
+        }
         if (M > 16) kernels.push_back(cuda::kGemmPreparedKernel);  // v15 on the prepared weights
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
-            if (kernel == cuda::kGemvPreparedKernel)
+            if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
-                                           cuda::OutType::bf16, stream);
+                                           cuda::OutType::bf16, stream, kernel == cuda::kGemvPreparedV10Kernel ? 10 : 11);
             else if (kernel == cuda::kGemmPreparedKernel)
               cuda::mx_mixed_gemm_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream);
@@ -462,7 +477,8 @@ int main(int argc, char** argv) {
           const double bytes = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M) + static_cast<size_t>(M * N) * 2);
           const double read_gbs = static_cast<double>(mixed_bytes(s, N) + mixed_bytes(s, M)) / t * 1e-3;
           std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
-          if (kernel == cuda::kGemvPreparedKernel) kname = "gemv v10 prepared weights";
+          if (kernel == cuda::kGemvPreparedV10Kernel) kname = "gemv v10 prepared weights";
+          else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "v15 prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},

@@ -4,12 +4,7 @@
 # calibrated allocation), Llama-3.1-70B at M = 4096 (default dispatch), the fused quantizers.
 #   bash scripts/device_bench_s4.sh   (logs and JSON in $OUT/s4_all.tgz; S4_MS="64 8192" S4_70B=0
 #   S4_FUSED=0 select parts)
-set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-D=${DEVBUILD:-.devgpu}
-[ -f "$D/lib/libopenblas.so.0" ] || xz -dc "$D/lib/libopenblas.so.0.xz" > "$D/lib/libopenblas.so.0"
-export LD_LIBRARY_PATH="$PWD/$D/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 # SmolLM2-135M micromix@5 (bench/RESULTS.md): MAC-weighted MXFP4 / MXFP6 shares, FP6 as E2M3.
 MIX=calib-smollm2@5:0.635:0.352:e2m3

@@ -27,7 +27,7 @@ fi
 if has sanitize; then
   echo "== compute-sanitizer memcheck"
   timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 $D/micromix_tests \
-    --gtest_filter='CudaMxReorderQuantize*:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemm.NaNScalesPropagate:CudaMxMixedGemm.EveryVersion*:CudaMxMixedGemmFp8.NaNScales*:CudaMxMixedGemmFp8.ExtremeScales*:CudaMxMixedGemv.OddSegmentMixes' \
+    --gtest_filter='CudaMxReorderQuantize*:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemm.NaNScalesPropagate:CudaMxMixedGemm.EveryVersion*:CudaMxMixedGemmFp8.NaNScales*:CudaMxMixedGemmFp8.ExtremeScales*:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.PreparedVersions*' \
     > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | head
   echo "== compute-sanitizer racecheck"
   timeout 240 compute-sanitizer --tool racecheck --error-exitcode 9 $D/micromix_tests \

@@ -62,7 +62,7 @@ enum class OutType { bf16, f32 };
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
 // version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv;
-// 17..255 rows: v10 with split-K, or v2; from 256: v15); 1.. select a numbered GEMM kernel (see
+// 17..255 rows: v10 with split-K, v2 where the tiles fill the GPU, v12 at M <= 64 and K <= 8192; from 256: v15); 1.. select a numbered GEMM kernel (see
 // sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its magnitude
 // is below 2^-126 (scale codes near 0): v10 and up detect such tiles and compute them exactly in FP32
 // on the CUDA cores; the older versions' tensor cores may flush those values to zero.
@@ -82,8 +82,9 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
                    int version = 0);
 int mx_mixed_gemv_versions();
 
-// Decode path v10 on weights prepared once (at load time) in mma fragment order: a warp reads each
-// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu);
+// Decode path on weights prepared once (at load time) in mma fragment order: a warp reads each
+// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu;
+// version 10: f16 MMAs on every block; 11, the default: FP4 x FP4 blocks as exact int8 MMAs);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
@@ -93,7 +94,7 @@ int mx_mixed_gemv_versions();
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream);
+                            void* stream, int version = 0);
 // Any M on the same prepared weights (one resident copy for decode and prefill): M <= 16 the decode
 // path above, larger M GEMM v15 reading the prepared layout directly (no per-call copy of the
 // weights). Same contract as mx_mixed_gemm; asynchronous on stream.
@@ -105,8 +106,11 @@ void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
+// kGemvPreparedV10Kernel / V11: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
+inline constexpr int kGemvPreparedV10Kernel = -110;
+inline constexpr int kGemvPreparedV11Kernel = -111;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

@@ -21,8 +21,18 @@
 // conversion), a fresh FP32 partial per block promoted as acc += (t * s_w) * s_a with the E8M0
 // scales as floats (FP6's 2^6 / 2^4 placement factors applied to t first, so no scale overflows
 // where the reference does not). CTA = 8 warps on one 16-row group; warp w takes blocks w, w + 8, ...;
-// the 8 partials are summed in a fixed order at the end. Activations are read from their row-major
-// MX codes (L2-resident) and decoded in registers by the lanes that hold them.
+// the 8 partials are summed in a fixed order at the end. Activations are decoded once per call by a
+// small kernel (prepare_activations) into the lanes' order.
+//
+// v11 (the same kernel, template INT4): the FP4 x FP4 blocks (the bulk of K) run on the integer
+// tensor path instead. Twice an E2M1 value is an integer in [-12, 12], so a block's dot product is
+// an exact int32 sum. The weights become unsigned bytes u = 2 w + 12 through two byte-table PRMTs
+// (the sign bit of each code is PRMT's replicate flag: one table answers for positive codes and
+// zero for negative ones, the other the reverse) and one OR; activations are signed bytes 2 a; one
+// mma.sync m16n8k32 u8 x s8 (IMMA) per block starts from -12 sum(2 a), which removes the offset.
+// Promotion as above with the factor 1/4 folded into the activation scale. Per lane and FP4 block
+// this replaces the f16 decode of 16 codes (4 PRMT + 2 LOP + 2 PRMT per 4 codes) and two HMMAs by
+// 9 instructions per 8 codes and one IMMA. FP6 and FP8 blocks keep the f16 path.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -98,6 +108,35 @@ __device__ __forceinline__ void row_pairs(uint32_t lo, uint32_t hi, bool e2m3, u
   }
 }
 
+// v11: 8 FP4 codes (code i in nibble i) -> unsigned bytes 2 v + 12 of codes 0-3 (lo) and 4-7 (hi).
+// PRMT's selector nibble is the code: bits 0-2 pick a table byte, bit 3 (the sign) makes PRMT
+// replicate that byte's top bit instead (0 here). Positive codes read kUp = 12 + 2|v| from `w`,
+// negative ones kUn = 12 - 2|v| from the sign-flipped word; the other table gives 0.
+__device__ __forceinline__ void fp4x8_to_u8(uint32_t w, uint32_t& lo, uint32_t& hi) {
+  constexpr uint32_t kUp0 = 0x0F0E0D0Cu, kUp1 = 0x18141210u;  // 12 + {0, 1, 2, 3, 4, 6, 8, 12}
+  constexpr uint32_t kUn0 = 0x090A0B0Cu, kUn1 = 0x00040608u;  // 12 - {0, 1, 2, 3, 4, 6, 8, 12}
+  const uint32_t x = w ^ 0x88888888u;
+  lo = prmt(kUp0, kUp1, w) | prmt(kUn0, kUn1, x);
+  hi = prmt(kUp0, kUp1, w >> 16) | prmt(kUn0, kUn1, x >> 16);
+}
+
+// v11 activations: 8 FP4 codes -> signed bytes 2 v (lo: codes 0-3, hi: 4-7); returns their sum.
+__device__ __forceinline__ int fp4x8_to_s8(uint32_t w, uint32_t& lo, uint32_t& hi) {
+  constexpr int kTwice[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+  int sum = 0;
+  lo = hi = 0u;
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const uint32_t c = (w >> (4 * j)) & 0xFu;
+    const int v = (c & 8u) ? -kTwice[c & 7u] : kTwice[c & 7u];
+    sum += v;
+    const uint32_t byte = static_cast<uint32_t>(v) & 0xFFu;
+    if (j < 4) lo |= byte << (8 * j);
+    else hi |= byte << (8 * (j - 4));
+  }
+  return sum;
+}
+
 template <int NT>
 struct Acc {
   float c[NT][4];
@@ -113,41 +152,99 @@ struct BlockRaw {
   unsigned sw2;
   uint4 b[NT];     // this lane's B pairs (token 8t + g)
   float2 sa[NT];   // scales of tokens 8t + 2q, + 1
+  int2 corr[NT];   // v11 FP4 blocks: the integer sums' starting values for tokens 8t + 2q, + 1
 };
 
-// Weight pointer of block lb for this lane: base + lb * 16 * bpb (the caller advances lb).
-template <int SEG, int NT>
-__device__ __forceinline__ void load_block(const V10Args& p, const uint8_t* wsrc, const uint8_t* wssrc, int kb, int g, int q,
+// This lane's decoded-activation pointers at one K block (token tile 0; tile t is 8 t tokens on).
+// Advanced by the caller from block to block, so that the loop carries no 64-bit index arithmetic.
+struct ActPtrs {
+  const uint4* b;   // (kb, token g, q)
+  const float* s;   // (kb, token 2q)
+  const int* c;     // (kb, token 2q)
+};
+
+// FUSED (v11 at M = 1): the one token's decoded activations live in shared memory, one (kb, q)
+// slot per K block and quarter plus the block's scale and integer offset (FusedAct).
+struct FusedAct {
+  uint4* b;   // [nkb][4]
+  float* s;   // [nkb]
+  int* c;     // [nkb]
+};
+
+template <int NT, bool FUSED>
+__device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
+  if constexpr (FUSED) return {f.b + kb * 4 + q, f.s + kb, f.c + kb};
+  const int64_t kt = static_cast<int64_t>(kb) * 8 * NT;
+  return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q, nullptr};
+}
+
+template <int NT, bool FUSED>
+__device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
+  if constexpr (FUSED) return {a.b + blocks * 4, a.s + blocks, a.c + blocks};
+  return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT, nullptr};
+}
+
+// Weight pointers of one block for this lane (the caller advances them).
+template <int SEG, int NT, bool INT4, bool FUSED>
+__device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* wssrc, const ActPtrs& ap, int g, int q,
                                            BlockRaw<NT>& r) {
   if constexpr (SEG == 0) {
-    const uint2 v = __ldg(reinterpret_cast<const uint2*>(wsrc));
+    const uint2 v = ld_nc_v2(wsrc);
     r.wg[0] = v.x, r.wg[1] = 0u, r.wg8[0] = v.y, r.wg8[1] = 0u;
   } else if constexpr (SEG == 1) {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(wsrc);
-    const uint32_t w0 = __ldg(u), w1 = __ldg(u + 1), w2 = __ldg(u + 2);
+    const uint32_t w0 = ld_nc_u32(wsrc), w1 = ld_nc_u32(wsrc + 4), w2 = ld_nc_u32(wsrc + 8);
     r.wg[0] = w0, r.wg[1] = w1 & 0xFFFFu, r.wg8[0] = (w1 >> 16) | (w2 << 16), r.wg8[1] = w2 >> 16;
   } else {
-    const uint4 v = __ldg(reinterpret_cast<const uint4*>(wsrc));
+    const uint4 v = ld_nc_v4(wsrc);
     r.wg[0] = v.x, r.wg[1] = v.y, r.wg8[0] = v.z, r.wg8[1] = v.w;
   }
-  r.sw2 = __ldg(reinterpret_cast<const uint16_t*>(wssrc));
+  r.sw2 = ld_nc_u16(wssrc);
+  if constexpr (FUSED) {  // token 0 only: lanes of other tokens (g > 0) and pairs (q > 0) read zeros
+    const uint4 b = *ap.b;
+    r.b[0] = g == 0 ? b : make_uint4(0u, 0u, 0u, 0u);
+    r.sa[0] = make_float2(q == 0 ? *ap.s : 0.0f, 0.0f);
+    r.corr[0] = make_int2(q == 0 ? *ap.c : 0, 0);
+  } else {
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    r.b[t] = __ldg(p.act + (static_cast<int64_t>(kb) * 8 * NT + 8 * t + g) * 4 + q);
-    r.sa[t] = __ldg(reinterpret_cast<const float2*>(p.act_s + static_cast<int64_t>(kb) * 8 * NT + 8 * t + 2 * q));
+    for (int t = 0; t < NT; ++t) {
+      r.b[t] = ld_nc_v4(ap.b + 8 * t * 4);
+      if constexpr (INT4 && SEG == 0)  // 8 signed bytes, then the starting sums of tokens 8t + 2q, + 1
+        r.corr[t] = make_int2(static_cast<int>(r.b[t].z), static_cast<int>(r.b[t].w));
+      const uint2 sa = ld_nc_v2(ap.s + 8 * t);
+      r.sa[t] = make_float2(__uint_as_float(sa.x), __uint_as_float(sa.y));
+    }
   }
 }
 
-// Decodes one block's weights, runs the MMAs and promotes into acc.
-template <int SEG, int NT>
-__device__ __forceinline__ void compute_block(const V10Args& p, const BlockRaw<NT>& r, Acc<NT>& acc) {
+// Decodes one block's weights, runs the MMAs and promotes into acc. PAIR: tokens 2q + 1 exist (M > 1;
+// only the integer path skips them otherwise).
+template <int SEG, int NT, bool INT4, bool PAIR>
+__device__ __forceinline__ void compute_block(const V10Args& p, const float* scale_lut, const BlockRaw<NT>& r, Acc<NT>& acc) {
+  if constexpr (INT4 && SEG == 0) {
+    uint32_t A[4];
+    fp4x8_to_u8(r.wg[0], A[0], A[2]);   // row g: elements 8q..8q+3 as MMA k 4q.., 8q+4.. as k 16+4q..
+    fp4x8_to_u8(r.wg8[0], A[1], A[3]);  // row g + 8
+    const float swg = scale_lut[r.sw2 & 0xFFu], swg8 = scale_lut[r.sw2 >> 8];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      int c[4] = {r.corr[t].x, r.corr[t].y, r.corr[t].x, r.corr[t].y};
+      mma_u8s8(c, A[0], A[1], A[2], A[3], r.b[t].x, r.b[t].y);
+      acc.c[t][0] = fmaf(__int2float_rn(c[0]) * swg, r.sa[t].x, acc.c[t][0]);
+      acc.c[t][2] = fmaf(__int2float_rn(c[2]) * swg8, r.sa[t].x, acc.c[t][2]);
+      if constexpr (PAIR) {
+        acc.c[t][1] = fmaf(__int2float_rn(c[1]) * swg, r.sa[t].y, acc.c[t][1]);
+        acc.c[t][3] = fmaf(__int2float_rn(c[3]) * swg8, r.sa[t].y, acc.c[t][3]);
+      }
+    }
+    return;
+  }
   uint32_t A[4], A8[4];
   row_pairs<SEG>(r.wg[0], r.wg[1], p.fp6_e2m3, A);
   row_pairs<SEG>(r.wg8[0], r.wg8[1], p.fp6_e2m3, A8);
   // FP6 values reach the MMA scaled by 2^-k on both sides: undo it with the weight scale (applied to
   // the partial first, so that no scale overflows where the reference does not).
   const float undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
-  const float swg = scale_f32(r.sw2 & 0xFFu), swg8 = scale_f32(r.sw2 >> 8);
+  const float swg = scale_lut[r.sw2 & 0xFFu], swg8 = scale_lut[r.sw2 >> 8];
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -162,8 +259,9 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const BlockRaw<N
 
 // Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed (full
 // batches without per-block bounds checks, then the tail).
-template <int SEG, int NT>
-__device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int warp, int g, int q, Acc<NT>& acc) {
+template <int SEG, int NT, bool INT4, bool PAIR, bool FUSED>
+__device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, int64_t G, int warp,
+                                               int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
@@ -172,40 +270,52 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, int64_t G, int 
   const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;  // bytes per block / bpb
   const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* wssrc = p.ws[SEG] + at * 16 + 2 * g;
+  const int64_t wstride = kWarps * step * bpb, sstride = kWarps * step;
+  ActPtrs ap = act_ptrs<NT, FUSED>(p, f, p.seg_start[SEG] + warp, g, q);
   int lb0 = warp;
   for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
     BlockRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      load_block<SEG, NT>(p, wsrc + u * kWarps * step * bpb, wssrc + u * kWarps * step, p.seg_start[SEG] + lb0 + kWarps * u, g, q, r[u]);
+      load_block<SEG, NT, INT4, FUSED>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, FUSED>(ap, u * kWarps), g, q, r[u]);
 #pragma unroll
-    for (int u = 0; u < U; ++u) compute_block<SEG, NT>(p, r[u], acc);
-    wsrc += U * kWarps * step * bpb;
-    wssrc += U * kWarps * step;
+    for (int u = 0; u < U; ++u) compute_block<SEG, NT, INT4, PAIR>(p, scale_lut, r[u], acc);
+    wsrc += U * wstride;
+    wssrc += U * sstride;
+    ap = advance<NT, FUSED>(ap, U * kWarps);
   }
   for (; lb0 < nb; lb0 += kWarps) {  // the tail, one block at a time
     BlockRaw<NT> r;
-    load_block<SEG, NT>(p, wsrc, wssrc, p.seg_start[SEG] + lb0, g, q, r);
-    compute_block<SEG, NT>(p, r, acc);
-    wsrc += kWarps * step * bpb;
-    wssrc += kWarps * step;
+    load_block<SEG, NT, INT4, FUSED>(wsrc, wssrc, ap, g, q, r);
+    compute_block<SEG, NT, INT4, PAIR>(p, scale_lut, r, acc);
+    wsrc += wstride;
+    wssrc += sstride;
+    ap = advance<NT, FUSED>(ap, kWarps);
   }
 }
 
 // Thread per (K block, token, q): token's elements 8q .. 8q + 7 of the block as 4 f16 pairs (FP6:
-// times 2^-6 / 2^-4), zeros past M; q = 0 also writes the token's scale (0 past M).
-template <int NT>
-__global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= static_cast<int64_t>(nkb) * 8 * NT * 4) return;
-  const int q = static_cast<int>(i & 3);
-  const int64_t kt = i >> 2;
-  const int kb = static_cast<int>(kt / (8 * NT)), tok = static_cast<int>(kt - static_cast<int64_t>(kb) * 8 * NT);
+// times 2^-6 / 2^-4), zeros past M; q = 0 also writes the token's scale (0 past M). INT4 (v11): FP4
+// blocks as 8 signed bytes 2 v instead, their scale times 1/4, and -12 times the block's byte sum
+// (the 4 threads of a token are adjacent lanes: the launch covers whole warps, and the thread count
+// is a multiple of 4, so a quad is live or dead as a whole).
+// One (K block, token, quarter q) of the activations, decoded: 4 f16 pairs or (INT4, FP4 blocks) 8
+// signed bytes, the token's scale (times 1/4 on the integer path) and -12 times the block's byte sum
+// (a quad shuffle over q: the calling warp's lanes must all be here, quads live or dead together).
+struct ActQuarter {
+  uint4 b;
+  float s;
+  int c;
+};
+
+template <bool INT4>
+__device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool live, int kb, int tok, int q) {
   const int seg = kb < p.seg_start[1] ? 0 : kb < p.seg_start[2] ? 1 : 2;
   const int lb = kb - p.seg_start[seg];
   uint32_t P[4] = {0u, 0u, 0u, 0u};
   float sc = 0.0f;
-  if (tok < p.M) {
+  int sum = 0;
+  if (live && tok < p.M) {
     const int bpb = block_bytes(seg), bpr = bpb / 4;
     const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
     uint32_t lo = 0u, hi = 0u;
@@ -214,18 +324,74 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
       if (j < 4) lo |= byte << (8 * j);
       else hi |= byte << (8 * (j - 4));
     }
-    if (seg == 0) row_pairs<0>(lo, hi, p.fp6_e2m3, P);
-    else if (seg == 1) row_pairs<1>(lo, hi, p.fp6_e2m3, P);
-    else row_pairs<2>(lo, hi, p.fp6_e2m3, P);
     sc = scale_f32(p.a.scales[seg][tok * p.a.blocks[seg] + lb]);
+    if (INT4 && seg == 0) {
+      sum = fp4x8_to_s8(lo, P[0], P[1]);
+      sc *= 0.25f;  // (2a)(2w) = 4 aw; exact (the smallest scale 2^-127 becomes 2^-129, still a float)
+    } else if (seg == 0) {
+      row_pairs<0>(lo, hi, p.fp6_e2m3, P);
+    } else if (seg == 1) {
+      row_pairs<1>(lo, hi, p.fp6_e2m3, P);
+    } else {
+      row_pairs<2>(lo, hi, p.fp6_e2m3, P);
+    }
   }
-  act[kt * 4 + q] = make_uint4(P[0], P[1], P[2], P[3]);
-  if (q == 0) act_s[kt] = sc;
+  if constexpr (INT4) {
+    sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
+    sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
+  }
+  return {make_uint4(P[0], P[1], P[2], P[3]), sc, -12 * sum};
 }
 
-template <int NT>
-__global__ void __launch_bounds__(kWarps * 32) gemv_frag(V10Args p) {
+// Thread per (K block, token, q) of 8 NT token slots (zeros past M); the launch covers whole warps
+// and the thread count is a multiple of 4. INT4, FP4 blocks: the slot (kb, token, q) carries its 8
+// bytes and, in its other half, the starting sums of tokens 2q and 2q + 1 of its 8-token tile (the
+// GEMV lane that reads this slot accumulates those two tokens; one warp holds a tile's 8 tokens).
+template <int NT, bool INT4>
+__global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  const bool live = i < nkb * 8 * NT * 4;
+  const int q = i & 3, kt = i >> 2;
+  const int kb = live ? kt / (8 * NT) : 0;
+  const int tok = kt - kb * 8 * NT;
+  ActQuarter d = decode_act_quarter<INT4>(p, live, kb, tok, q);
+  if constexpr (INT4) {
+    const int c0 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q), c1 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q + 4);
+    if (kb < p.seg_start[1]) d.b.z = static_cast<uint32_t>(c0), d.b.w = static_cast<uint32_t>(c1);
+  }
+  if (!live) return;
+  act[i] = d.b;
+  if (q == 0) act_s[kt] = d.s;
+}
+
+// Occupancy: v11 at M = 1 (NT = 1, !PAIR) runs 4 CTAs (32 warps) per SM at <= 64 registers (4 bytes
+// spilled): H100, 70/20/10, against 3 CTAs: Llama-3.1-70B down 90.4 -> 76.0 us, o 36.0 -> 30.5,
+// gate_up 155.5 -> 151.2, qkv 37.7 -> 41.6; 8B gate_up 51.9 -> 48.4, down 29.3 -> 30.5 (separate
+// runs). At M = 2..8 the same cap made v11 3-10% slower than v10 (spills on the pair path), so those
+// instances and v10 keep 3 CTAs.
+// FUSED: M = 1 with the token's activations decoded by this CTA into dynamic shared memory first
+// (every CTA decodes all of K: ~2% of its instructions at K = 4096, no pre-pass launch; nkb =
+// the K blocks).
+template <int NT, bool INT4, bool PAIR, bool FUSED>
+__global__ void __launch_bounds__(kWarps * 32, NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3) gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
+  __shared__ float scale_lut[256];  // E8M0 code -> float (two table reads per block instead of ~14 ALU ops)
+  extern __shared__ uint4 fused_smem[];
+  scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
+  static_assert(kWarps * 32 == 256, "one table entry per thread");
+  FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4), reinterpret_cast<int*>(fused_smem + nkb * 4) + nkb};
+  if constexpr (FUSED) {
+    for (int base = 0; base < nkb * 4; base += kWarps * 32) {  // uniform trip count: whole warps shuffle
+      const int i = base + static_cast<int>(threadIdx.x), kb = i >> 2, q = i & 3;
+      const bool live = i < nkb * 4;
+      const ActQuarter d = decode_act_quarter<INT4>(p, live, live ? kb : 0, 0, q);
+      if (live) {
+        f.b[i] = d.b;
+        if (q == 0) f.s[kb] = d.s, f.c[kb] = d.c;
+      }
+    }
+  }
+  __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int64_t G = blockIdx.x;
   Acc<NT> acc;
@@ -234,9 +400,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_frag(V10Args p) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every 8th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT>(p, G, warp, g, q, acc);
-  segment_blocks<1, NT>(p, G, warp, g, q, acc);
-  segment_blocks<2, NT>(p, G, warp, g, q, acc);
+  segment_blocks<0, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<1, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<2, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -299,9 +465,66 @@ void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& out
   }
 }
 
+namespace {
+
+// v11 at M = 1 decodes the token inside the GEMV kernel (no pre-pass launch) while its shared-memory
+// area fits next to 2-3 CTAs per SM and the grid fits the GPU in one wave: every CTA decodes all of
+// K before streaming its weights, which costs more than the pre-pass launch once CTAs run in several
+// waves (H100, 70/20/10 M = 1: o 16.4 -> 14.3 us, but gate_up 56 -> 61 us, bench/GPU_NOTES.md).
+constexpr size_t kFusedBytesPerBlock = 4 * sizeof(uint4) + sizeof(float) + sizeof(int);
+constexpr size_t kFusedMaxBytes = 70 * 1024;
+// K up to 4096 (two prologue rounds of 256 threads): measured faster there; at K = 14336 (down, one
+// wave) the prologue cost more than the pre-pass launch (31.2 vs 30.2 us, H100).
+constexpr int kFusedMaxBlocks = 128;
+static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
+
+template <int NT, bool INT4>
+void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, size_t act_s_bytes, cudaStream_t s) {
+  const unsigned grid = static_cast<unsigned>(q.N / 16);
+  if constexpr (INT4 && NT == 1) {
+    const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
+    static int resident = 0;  // CTAs of the fused kernel the GPU holds at once (current device, first call)
+    if (resident == 0) {
+      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kFusedMaxBytes)));
+      int dev = 0, sms = 0, per_sm = 0;
+      MM_CUDA_CHECK(cudaGetDevice(&dev));
+      MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_frag<1, true, false, true>, kWarps * 32,
+                                                                  kFusedMaxBytes / 2));
+      resident = std::max(1, sms * per_sm);
+    }
+    if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident) {
+      gemv_frag<1, true, false, true><<<grid, kWarps * 32, fused, s>>>(q, nkb);
+      MM_CUDA_CHECK(cudaGetLastError());
+      return;
+    }
+  }
+  uint4* act = reinterpret_cast<uint4*>(ws);
+  float* act_s = reinterpret_cast<float*>(ws + act_bytes);
+  if (nkb > 0) {
+    const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
+    const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
+    prepare_activations<NT, INT4><<<blocks, 256, 0, s>>>(q, nkb, act, act_s);
+    MM_CUDA_CHECK(cudaGetLastError());
+  }
+  bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
+  if constexpr (INT4 && NT == 1) single = q.M == 1;
+  if (single) gemv_frag<NT, INT4, !(INT4 && NT == 1), false><<<grid, kWarps * 32, 0, s>>>(q, nkb);
+  else gemv_frag<NT, INT4, true, false><<<grid, kWarps * 32, 0, s>>>(q, nkb);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+int mx_mixed_gemv_prepared_default_version() { return 11; }
+
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream) {
+                            void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
+  if (version == 0) version = mx_mixed_gemv_prepared_default_version();
+  MM_CUDA_REQUIRE(version == 10 || version == 11,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 or 11)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -317,12 +540,11 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
   const auto s = static_cast<cudaStream_t>(stream);
-  const unsigned grid = static_cast<unsigned>(p.N / 16);
   p.seg_start[0] = 0;
   p.seg_start[1] = p.nb[0];
   p.seg_start[2] = p.nb[0] + p.nb[1];
   const int nkb = p.nb[0] + p.nb[1] + p.nb[2];
-  // Stream-ordered workspace for the decoded activations of up to 16 rows.
+  // Stream-ordered workspace for the decoded activations of up to 16 rows (pairs, scales).
   const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
   uint8_t* ws = nullptr;
   if (nkb > 0) MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), act_bytes + act_s_bytes, s));
@@ -337,17 +559,14 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
     q.act = reinterpret_cast<const uint4*>(ws);
     q.act_s = reinterpret_cast<const float*>(ws + act_bytes);
-    const int nt = q.M <= 8 ? 1 : 2;
-    if (nkb > 0) {
-      const int64_t threads = static_cast<int64_t>(nkb) * 8 * nt * 4;
-      const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
-      if (nt == 1) prepare_activations<1><<<blocks, 256, 0, s>>>(q, nkb, reinterpret_cast<uint4*>(ws), reinterpret_cast<float*>(ws + act_bytes));
-      else prepare_activations<2><<<blocks, 256, 0, s>>>(q, nkb, reinterpret_cast<uint4*>(ws), reinterpret_cast<float*>(ws + act_bytes));
-      MM_CUDA_CHECK(cudaGetLastError());
+    const bool two = q.M > 8;
+    if (version == 11) {
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes, act_s_bytes, s);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes, act_s_bytes, s);
+    } else {
+      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes, act_s_bytes, s);
+      else launch_prepared<1, false>(q, nkb, ws, act_bytes, act_s_bytes, s);
     }
-    if (nt == 1) gemv_frag<1><<<grid, kWarps * 32, 0, s>>>(q);
-    else gemv_frag<2><<<grid, kWarps * 32, 0, s>>>(q);
-    MM_CUDA_CHECK(cudaGetLastError());
   }
   if (ws) MM_CUDA_CHECK(cudaFreeAsync(ws, s));
 }

@@ -49,8 +49,12 @@ __device__ inline void fill_lut(float* lut, bool fp6_e2m3) {
 }
 
 // 2^(code - 127) as float; NaN for 0xFF; code 0 is the subnormal 2^-127.
-__device__ inline float scale_f32(unsigned s) {
-  return s == 0xFFu ? __int_as_float(0x7fc00000) : s == 0 ? __int_as_float(0x00400000) : __int_as_float(static_cast<int>(s << 23));
+// Branch-free (two selects): ptxas turned the nested conditional into divergent branches per call.
+__device__ __forceinline__ float scale_f32(unsigned s) {
+  uint32_t bits = s << 23;                 // 2^(s - 127) for s in 1..254; 0xFF -> +Inf bits
+  bits = s == 0 ? 0x00400000u : bits;      // 2^-127, a subnormal
+  bits |= s == 0xFFu ? 0x00400000u : 0u;   // +Inf bits -> quiet NaN 0x7FC00000
+  return __uint_as_float(bits);
 }
 
 // Index of the (16-row group G, MX block b) run in the prepared weight layout (mx_prepare_gemv_weights;

@@ -26,7 +26,7 @@
 //   v16  v15 with 3 warpgroups, 192 weight rows x 128 tokens (3 warps per scheduler).
 //   v17  v15 with two steps of wgmmas in flight while the next step is converted.
 // v6-v9 are slower than v1 on H200 (bench/GPU_NOTES.md, FP8 section). Default: v15 from M = 256,
-// v10 (split-K) or v2 from 17 to 255 rows, the decode path up to 16.
+// v10 (split-K), v2 or v12 from 17 to 255 rows (see mx_mixed_gemm), the decode path up to 16.
 // Each K step is one MX block (32), which lies in exactly one segment, so the format is uniform
 // across the CTA for a step. Per step: each thread holds the packed bytes of half a block of one
 // A or W row (loaded one step ahead), dequantizes them (LUT value * E8M0 scale, exact in bf16) into
@@ -423,10 +423,13 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   // the RS operand of BF16 wgmma, activations pre-converted; H200 70/20/10: 1.2-1.6x v10 at M = 512,
   // 0.93-1.24x at 256, 1.2-1.6x v12 at 1024-8192); from 17 to 255 rows v10 with split-K (no pre-pass
   // over the weights), except where its half-empty 128-row tiles already fill the GPU at M <= 64
-  // (gate_up at M = 64: v2 171 us vs v10 352-427 us), where v2 stays.
+  // (gate_up at M = 64: v2 171 us vs v10 352-427 us), where v2 stays; below a wave of tiles at
+  // K <= 8192, v12 (H100, M = 64, qkv / o: 70/20/10 80.7 / 54.1 us vs v10 93.9 / 58.8, calibrated mix
+  // 82.3 / 54.0 vs 101.3 / 65.2; down at K = 14336 stays on v10: 162 vs 173 us).
   if (version == 0) {
     const int64_t tiles = ((N + 127) / 128) * ((M + 127) / 128);
-    version = M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : 10;
+    const int64_t K = a.split.cols();
+    version = M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : (M <= 64 && K <= 8192) ? 12 : 10;
   }
   // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays (v12 and
   // up read scales byte-wise in their pre-passes).

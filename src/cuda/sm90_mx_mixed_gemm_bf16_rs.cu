@@ -179,8 +179,6 @@ __global__ void __launch_bounds__(128 * WG, 1)
     const int64_t wn0 = static_cast<int64_t>(blockIdx.x) * kWRows;
     uint8_t* stage = smem + st * L::stage;
     const uint8_t* t0 = tok16 + (int64_t{kb} * 2 * tok_rows_pad + static_cast<int64_t>(blockIdx.y) * kTok) * 32;
-    const uint8_t* codes = (seg == 0 ? W.codes[0] : seg == 1 ? W.codes[1] : W.codes[2]) + (lb * W.rows_pad + wn0) * bpb;
-    const uint8_t* scales = (seg == 0 ? W.scales[0] : seg == 1 ? W.scales[1] : W.scales[2]) + lb * W.rows_pad + wn0;
     if constexpr (PREP) {
       // The block of this CTA's 128 rows (one super-group of the prepared layout) is one run: one copy
       // each for the codes and the scales; a last, partial super-group holds only the groups below N

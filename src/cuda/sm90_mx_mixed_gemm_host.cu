@@ -51,7 +51,8 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
-  if (kernel == kGemvPreparedKernel || kernel == kGemmPreparedKernel) {
+  const bool gemv_prepared = kernel == kGemvPreparedKernel || kernel == kGemvPreparedV10Kernel || kernel == kGemvPreparedV11Kernel;
+  if (gemv_prepared || kernel == kGemmPreparedKernel) {
     const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
     MxMixedDeviceOut po;
     po.rows = prepared.view.rows;
@@ -65,7 +66,9 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
       if (!w.seg[s].scales.empty()) MM_CUDA_CHECK(cudaMemset(prepared.scales[s]->ptr, 0xFF, w.seg[s].scales.size()));
     }
     mx_prepare_gemv_weights(dw.view, po, nullptr);
-    if (kernel == kGemvPreparedKernel) mx_mixed_gemv_prepared(da.view, prepared.view, y.ptr, out, nullptr);
+    if (gemv_prepared)
+      mx_mixed_gemv_prepared(da.view, prepared.view, y.ptr, out, nullptr,
+                             kernel == kGemvPreparedV10Kernel ? 10 : kernel == kGemvPreparedV11Kernel ? 11 : 0);
     else mx_mixed_gemm_prepared(da.view, prepared.view, y.ptr, out, nullptr);
   } else if (kernel < 0) {
     mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);

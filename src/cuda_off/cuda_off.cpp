@@ -29,7 +29,7 @@ void mx_prepare_gemv_weights(const MxMixedDevice&, const MxMixedDeviceOut&, void
 void mx_mixed_gemm_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*) {
   fail("mx_mixed_gemm_prepared: micromix was built without CUDA");
 }
-void mx_mixed_gemv_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*) {
+void mx_mixed_gemv_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
   fail("mx_mixed_gemv_prepared: micromix was built without CUDA");
 }
 void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {

@@ -50,7 +50,9 @@ std::string version_name(const char* prefix, int v) {
 std::vector<int> decode_kernels() {
   std::vector<int> k = {-1};
   for (int v = 1; v <= cuda::mx_mixed_gemv_versions(); ++v) k.push_back(-1 - v);
-  k.push_back(cuda::kGemvPreparedKernel);  // v10 on prepared weights
+  k.push_back(cuda::kGemvPreparedKernel);     // the prepared decode default
+  k.push_back(cuda::kGemvPreparedV10Kernel);  // f16 MMAs on prepared weights
+  k.push_back(cuda::kGemvPreparedV11Kernel);  // FP4 blocks on int8 MMAs
   return k;
 }
 
@@ -354,6 +356,60 @@ TEST(CudaMxMixedGemmFp8, NaNScalesPoisonTheirRowAndColumn) {
           if (m == bad_m || n == bad_n) ASSERT_TRUE(std::isnan(got)) << "version " << v << " seg " << seg << " " << m << "," << n;
           else ASSERT_TRUE(std::isfinite(got)) << "version " << v << " seg " << seg << " " << m << "," << n;
         }
+    }
+}
+
+// The prepared decode versions at M = 1 (v11 skips the odd tokens' promotion there) and M = 9 (two
+// token tiles): extreme per-block scales and NaN scales in an FP4-heavy split, where v11's integer
+// path carries most of K, plus every FP4 code pair (random raw codes, -0 included).
+TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
+  SKIP_WITHOUT_GPU();
+  for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel})
+    for (int64_t M : {1, 9}) {
+      const GemmCase c{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, ElemFormat::fp6_e2m3}};
+      const auto perm = random_permutation(c.K);
+      const std::string what = "kernel " + std::to_string(kernel) + " M=" + std::to_string(M);
+      {  // raw random codes in every segment, scales 2^-9 .. 2^9
+        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+        std::uniform_int_distribution<int> byte(0, 255), sc(118, 136);
+        for (auto* m : {&xq, &wq})
+          for (int seg = 0; seg < kSegments; ++seg) {
+            for (auto& b : m->seg[seg].codes) {
+              b = static_cast<uint8_t>(byte(rng()));
+              if (seg == 2 && (b & 0x7F) == 0x7F) b ^= 1;  // E4M3's NaN codes -> 448
+            }
+            for (auto& b : m->seg[seg].scales) b = static_cast<uint8_t>(sc(rng()));
+          }
+        const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+        EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5) << what << " raw codes";
+      }
+      for (int trial = 0; trial < 2; ++trial) {  // codes 0..120 against 134..234
+        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+        std::uniform_int_distribution<int> lo(0, 120), hi(134, 234);
+        for (int seg = 0; seg < kSegments; ++seg) {
+          for (auto& b : xq.seg[seg].scales) b = static_cast<uint8_t>(trial ? lo(rng()) : hi(rng()));
+          for (auto& b : wq.seg[seg].scales) b = static_cast<uint8_t>(trial ? hi(rng()) : lo(rng()));
+        }
+        const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+        EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5)
+            << what << " extreme scales trial " << trial;
+      }
+      for (int seg = 0; seg < kSegments; ++seg) {  // a NaN scale poisons its row / column only
+        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+        const int64_t bad_m = M - 1, bad_n = 29, nb = c.split.count(seg) / 32;
+        if (M > 1) xq.seg[seg].scales[static_cast<size_t>(bad_m * nb + nb - 1)] = 0xFF;
+        wq.seg[seg].scales[static_cast<size_t>(bad_n * nb)] = 0xFF;
+        const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
+        for (int64_t m = 0; m < c.M; ++m)
+          for (int64_t n = 0; n < c.N; ++n) {
+            const float got = y[static_cast<size_t>(m * c.N + n)];
+            if ((M > 1 && m == bad_m) || n == bad_n) ASSERT_TRUE(std::isnan(got)) << what << " seg " << seg << " " << m << "," << n;
+            else ASSERT_TRUE(std::isfinite(got)) << what << " seg " << seg << " " << m << "," << n;
+          }
+      }
     }
 }
 
