@@ -46,7 +46,7 @@ namespace {
 using namespace mixed;
 using namespace ptx;
 
-constexpr int kWarps = 8;
+constexpr int kWarpsDefault = 8;  // warps per 16-row group (split K); the fused path may use 16
 
 struct V10Args {
   SegView a;                 // activations, row-major MX
@@ -259,7 +259,7 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const float* sca
 
 // Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed (full
 // batches without per-block bounds checks, then the tail).
-template <int SEG, int NT, bool INT4, bool PAIR, bool FUSED>
+template <int SEG, int NT, bool INT4, bool PAIR, bool FUSED, int kWarps>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, int64_t G, int warp,
                                                int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
@@ -372,13 +372,14 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
 // FUSED: M = 1 with the token's activations decoded by this CTA into dynamic shared memory first
 // (every CTA decodes all of K: ~2% of its instructions at K = 4096, no pre-pass launch; nkb =
 // the K blocks).
-template <int NT, bool INT4, bool PAIR, bool FUSED>
-__global__ void __launch_bounds__(kWarps * 32, NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3) gemv_frag(V10Args p, int nkb) {
+template <int NT, bool INT4, bool PAIR, bool FUSED, int kWarps = kWarpsDefault>
+__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3)
+    gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
   __shared__ float scale_lut[256];  // E8M0 code -> float (two table reads per block instead of ~14 ALU ops)
   extern __shared__ uint4 fused_smem[];
-  scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
-  static_assert(kWarps * 32 == 256, "one table entry per thread");
+  if (kWarps * 32 == 256 || threadIdx.x < 256) scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
+  static_assert(kWarps * 32 >= 256, "one table entry per thread");
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4), reinterpret_cast<int*>(fused_smem + nkb * 4) + nkb};
   if constexpr (FUSED) {
     for (int base = 0; base < nkb * 4; base += kWarps * 32) {  // uniform trip count: whole warps shuffle
@@ -400,9 +401,9 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 2 ? 2 : (INT4 && !PAIR) ? 4
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every 8th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<1, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<2, NT, INT4, PAIR, FUSED>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<0, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<1, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<2, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -467,7 +468,8 @@ void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& out
 
 namespace {
 
-// v11 at M = 1 decodes the token inside the GEMV kernel (no pre-pass launch) while its shared-memory
+// v11 at M = 1 decodes the token inside the GEMV kernel (no pre-pass launch; 16 warps per row group
+// when even those CTAs fit in one wave: o 14.3 -> 13.6 us, H100 70/20/10) while its shared-memory
 // area fits next to 2-3 CTAs per SM and the grid fits the GPU in one wave: every CTA decodes all of
 // K before streaming its weights, which costs more than the pre-pass launch once CTAs run in several
 // waves (H100, 70/20/10 M = 1: o 16.4 -> 14.3 us, but gate_up 56 -> 61 us, bench/GPU_NOTES.md).
@@ -483,19 +485,27 @@ void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, s
   const unsigned grid = static_cast<unsigned>(q.N / 16);
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
-    static int resident = 0;  // CTAs of the fused kernel the GPU holds at once (current device, first call)
-    if (resident == 0) {
-      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kFusedMaxBytes)));
-      int dev = 0, sms = 0, per_sm = 0;
+    // CTAs the GPU holds at once with 16 / 8 warps per row group (current device, first call):
+    // a grid that fits with 16 warps halves each warp's chain of K batches.
+    static int resident16 = 0, resident8 = 0;
+    if (resident8 == 0) {
+      int dev = 0, sms = 0, per16 = 0, per8 = 0;
       MM_CUDA_CHECK(cudaGetDevice(&dev));
       MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_frag<1, true, false, true>, kWarps * 32,
-                                                                  kFusedMaxBytes / 2));
-      resident = std::max(1, sms * per_sm);
+      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true, 16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kFusedMaxBytes)));
+      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kFusedMaxBytes)));
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per16, gemv_frag<1, true, false, true, 16>, 16 * 32,
+                                                                  kFusedMaxBlocks * kFusedBytesPerBlock));
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per8, gemv_frag<1, true, false, true, 8>, 8 * 32,
+                                                                  kFusedMaxBlocks * kFusedBytesPerBlock));
+      resident16 = sms * per16;
+      resident8 = std::max(1, sms * per8);
     }
-    if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident) {
-      gemv_frag<1, true, false, true><<<grid, kWarps * 32, fused, s>>>(q, nkb);
+    if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
+      if (static_cast<int64_t>(grid) <= resident16) gemv_frag<1, true, false, true, 16><<<grid, 16 * 32, fused, s>>>(q, nkb);
+      else gemv_frag<1, true, false, true, 8><<<grid, 8 * 32, fused, s>>>(q, nkb);
       MM_CUDA_CHECK(cudaGetLastError());
       return;
     }
@@ -510,8 +520,8 @@ void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, s
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
-  if (single) gemv_frag<NT, INT4, !(INT4 && NT == 1), false><<<grid, kWarps * 32, 0, s>>>(q, nkb);
-  else gemv_frag<NT, INT4, true, false><<<grid, kWarps * 32, 0, s>>>(q, nkb);
+  if (single) gemv_frag<NT, INT4, !(INT4 && NT == 1), false><<<grid, kWarpsDefault * 32, 0, s>>>(q, nkb);
+  else gemv_frag<NT, INT4, true, false><<<grid, kWarpsDefault * 32, 0, s>>>(q, nkb);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
