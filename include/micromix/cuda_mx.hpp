@@ -83,7 +83,7 @@ void mx_mixed_gemv(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
 int mx_mixed_gemv_versions();
 
 // Decode path on weights prepared once (at load time) in mma fragment order: a warp reads each
-// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_v10.cu;
+// MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_prepared.cu;
 // version 10: f16 MMAs on every block; 11, the default: FP4 x FP4 blocks as exact int8 MMAs);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.

@@ -1,4 +1,5 @@
-// Decode path v10 (M <= 16) on weights prepared once in mma fragment order (mx_prepare_gemv_weights).
+// The prepared decode path (M <= 16; versions v10 and v11, one harness) on weights prepared once in
+// mma fragment order (mx_prepare_gemv_weights). v10 first:
 //
 // Why: v4-v9 stage every weight block through shared memory and spend ~130 warp instructions per
 // 32-K block of a 16-row tile (bench/GPU_NOTES.md); the decode bound is the weight bytes. Here the
