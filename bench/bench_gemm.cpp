@@ -479,7 +479,7 @@ int main(int argc, char** argv) {
           std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
           if (kernel == cuda::kGemvPreparedV10Kernel) kname = "gemv v10 prepared weights";
           else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
-          else if (kernel == cuda::kGemmPreparedKernel) kname = "v15 prepared weights";
+          else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},

@@ -62,7 +62,8 @@ enum class OutType { bf16, f32 };
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
 // version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv;
-// 17..255 rows: v10 with split-K, v2 where the tiles fill the GPU, v12 at M <= 64 and K <= 8192; from 256: v15); 1.. select a numbered GEMM kernel (see
+// 17..255 rows: v10 with split-K, v2 where the tiles fill the GPU, v12 at M <= 64 and K <= 8192; from
+// 256: v15; from 4096: v18, dequantize to BF16 + cuBLAS); 1.. select a numbered GEMM kernel (see
 // sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its magnitude
 // is below 2^-126 (scale codes near 0): v10 and up detect such tiles and compute them exactly in FP32
 // on the CUDA cores; the older versions' tensor cores may flush those values to zero.
@@ -96,10 +97,12 @@ void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& pre
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version = 0);
 // Any M on the same prepared weights (one resident copy for decode and prefill): M <= 16 the decode
-// path above, larger M GEMM v15 reading the prepared layout directly (no per-call copy of the
-// weights). Same contract as mx_mixed_gemm; asynchronous on stream.
+// path above; larger M GEMM v15 reading the prepared layout directly, or from 4096 rows v18 (both
+// operands dequantized to bounded BF16 scratch, cuBLAS BF16 GEMM with FP32 accumulation, exact fix-up
+// for values below 2^-126). version: 0 that choice, 15 or 18 to force one (M > 16). Same contract as
+// mx_mixed_gemm; asynchronous on stream.
 void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream);
+                            void* stream, int version = 0);
 
 // ---- host conveniences (tests, tools): copy to the device, run, copy back; synchronous ----------
 // y (M, N) as float (out = f32) or bf16 bits widened to float (out = bf16). kernel: 0 GEMM default,
@@ -109,6 +112,7 @@ void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
 // kGemvPreparedV10Kernel / V11: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
+inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
 inline constexpr int kGemvPreparedV10Kernel = -110;
 inline constexpr int kGemvPreparedV11Kernel = -111;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,

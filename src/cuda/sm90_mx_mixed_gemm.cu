@@ -389,8 +389,14 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
                                      "v14 bf16 wgmma, activations pre-converted, 256x128",
                                      "v15 bf16 wgmma RS, weights in registers, 256x128",
                                      "v16 bf16 wgmma RS, weights in registers, 128x192",
-                                     "v17 bf16 wgmma RS, weights in registers, 256x128, 2 steps in flight"};
-constexpr int kVersions = 17;
+                                     "v17 bf16 wgmma RS, weights in registers, 256x128, 2 steps in flight",
+                                     "v18 operands dequantized to bf16, cuBLAS bf16 GEMM (fp32 accumulation)"};
+constexpr int kVersions = 18;
+
+// From this many rows the default is v18 (dequantize to BF16 + cuBLAS). H100, 70/20/10, against v15:
+// 1.2-1.46x faster at M = 8192 (Llama-3.1-8B) and 4096 (70B), mixed at 1024 (o, down slower), 0.4-0.9x
+// at 128-256, where the call carries ~100 us more than its bytes explain (bench/GPU_NOTES.md).
+constexpr int64_t kCublasMinRows = 4096;
 
 }  // namespace
 
@@ -429,7 +435,7 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   if (version == 0) {
     const int64_t tiles = ((N + 127) / 128) * ((M + 127) / 128);
     const int64_t K = a.split.cols();
-    version = M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : (M <= 64 && K <= 8192) ? 12 : 10;
+    version = M >= kCublasMinRows ? 18 : M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : (M <= 64 && K <= 8192) ? 12 : 10;
   }
   // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays (v12 and
   // up read scales byte-wise in their pre-passes).
@@ -442,7 +448,8 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   const auto s = static_cast<cudaStream_t>(stream);
   if (version >= 6) {
     const Fp8GemmArgs f{p.a, p.w, p.M, p.N, p.kb4, p.kb6, p.nkb, p.y, p.out_f32, p.fp6_e2m3};
-    if (version >= 15) return mx_mixed_gemm_bf16rs_launch(version, f, s);
+    if (version == 18 && mx_mixed_gemm_cublas_supported(f)) return mx_mixed_gemm_cublas_launch(f, s);
+    if (version >= 15) return mx_mixed_gemm_bf16rs_launch(version == 18 ? 15 : version, f, s);
     if (version == 14) return mx_mixed_gemm_bf16pa_launch(f, s);
     if (version >= 12) return mx_mixed_gemm_bf16a_launch(version, f, s);
     return version >= 10 ? mx_mixed_gemm_bf16_launch(version, f, s) : mx_mixed_gemm_fp8_launch(version, f, s);
@@ -457,7 +464,9 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
 }
 
 void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream) {
+                            void* stream, int version) {
+  MM_CUDA_REQUIRE(version == 0 || version == 15 || version == 18,
+                  "mx_mixed_gemm_prepared: version " + std::to_string(version) + " does not exist (0, 15 or 18)");
   check_operands("mx_mixed_gemm_prepared", a, w_prepared);
   MM_CUDA_REQUIRE(w_prepared.rows % 16 == 0, "mx_mixed_gemm_prepared: N = " + std::to_string(w_prepared.rows) +
                                                  " is not a multiple of 16 (prepared weights)");
@@ -468,6 +477,8 @@ void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
                       a.split.cols() / mx::kBlock, d_y, out == OutType::f32, a.split.fp6 == mx::ElemFormat::fp6_e2m3};
   Fp8GemmArgs q = f;
   q.w_prepared = 1;
+  if ((version == 18 || (version == 0 && M >= kCublasMinRows)) && mx_mixed_gemm_cublas_supported(q))
+    return mx_mixed_gemm_cublas_launch(q, static_cast<cudaStream_t>(stream));
   mx_mixed_gemm_bf16rs_prepared_launch(q, static_cast<cudaStream_t>(stream));
 }
 

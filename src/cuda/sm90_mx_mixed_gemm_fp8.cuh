@@ -49,6 +49,13 @@ void mx_mixed_gemm_bf16rs_launch(int variant, const Fp8GemmArgs& p, cudaStream_t
 // v15 on weights prepared by mx_prepare_gemv_weights (p.w views them; p.w_prepared set).
 void mx_mixed_gemm_bf16rs_prepared_launch(const Fp8GemmArgs& p, cudaStream_t stream);
 
+// v18 (sm90_mx_mixed_gemm_cublas.cu): both operands dequantized to BF16 scratch (weights in bounded
+// chunks), one cuBLAS BF16 GEMM with FP32 accumulation per chunk, an exact fix-up where values below
+// 2^-126 occur. p.w_prepared: weights in mx_prepare_gemv_weights' layout. supported(): the codes'
+// alignment the dequantizer needs (16 bytes for FP4 / FP8, 8 for FP6; not needed for prepared weights).
+bool mx_mixed_gemm_cublas_supported(const Fp8GemmArgs& p);
+void mx_mixed_gemm_cublas_launch(const Fp8GemmArgs& p, cudaStream_t stream);
+
 // Split-K of v10-v13 (sm90_mx_mixed_gemm_bf16.cu): launches kernel(q, grid) with q = p split along K
 // into enough parts to fill the GPU when the output tiles alone do not (tiles x ctas_per_sm below
 // two waves), FP32 partials in a stream-ordered workspace, then sums them in a fixed order into y.

@@ -26,7 +26,7 @@ const char* mx_mixed_gemm_version_name(int) { return "unavailable"; }
 void mx_prepare_gemv_weights(const MxMixedDevice&, const MxMixedDeviceOut&, void*) {
   fail("mx_prepare_gemv_weights: micromix was built without CUDA");
 }
-void mx_mixed_gemm_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*) {
+void mx_mixed_gemm_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
   fail("mx_mixed_gemm_prepared: micromix was built without CUDA");
 }
 void mx_mixed_gemv_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {

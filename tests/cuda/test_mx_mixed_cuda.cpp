@@ -292,7 +292,8 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
 std::vector<int> fp8_gemm_versions() {
   std::vector<int> v;
   for (int k = 6; k <= cuda::mx_mixed_gemm_versions(); ++k) v.push_back(k);
-  v.push_back(cuda::kGemmPreparedKernel);  // v15 on prepared weights (and the decode path for M <= 16)
+  v.push_back(cuda::kGemmPreparedKernel);     // v15 on prepared weights (and the decode path for M <= 16)
+  v.push_back(cuda::kGemmPreparedV18Kernel);  // v18 (dequantize + cuBLAS) on prepared weights
   return v;
 }
 
@@ -320,7 +321,7 @@ TEST(CudaMxMixedGemmFp8, ExtremeScalesPerBlock) {
   SKIP_WITHOUT_GPU();
   for (int v : fp8_gemm_versions())
     for (int trial = 0; trial < 4; ++trial) {
-      const GemmCase c{trial == 0 ? 5 : 150, 160, 32 * 24, MixedSplit{32 * 8, 32 * 8, 32 * 8, trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}};
+      const GemmCase c{trial == 0 ? 5 : trial == 3 ? 300 : 150, 160, 32 * 24, MixedSplit{32 * 8, 32 * 8, 32 * 8, trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}};
       const auto perm = random_permutation(c.K);
       auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
       auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
