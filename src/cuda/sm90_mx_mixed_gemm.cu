@@ -394,7 +394,7 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
 constexpr int kVersions = 18;
 
 // From this many rows the default is v18 (dequantize to BF16 + cuBLAS). H100, 70/20/10, against v15:
-// 1.2-1.46x faster at M = 8192 (Llama-3.1-8B) and 4096 (70B), mixed at 1024 (o, down slower), 0.4-0.9x
+// 1.15-1.48x faster at M = 8192 (Llama-3.1-8B), 1.23-1.42x at 4096 (70B), mixed at 1024 (o, down slower), 0.4-0.9x
 // at 128-256, where the call carries ~100 us more than its bytes explain (bench/GPU_NOTES.md).
 constexpr int64_t kCublasMinRows = 4096;
 

@@ -33,6 +33,7 @@ using namespace blockmajor;
 
 constexpr size_t kWeightChunkBytes = size_t{64} << 20;
 constexpr int kDequantThreads = 128;
+constexpr unsigned kFixupCtas = 1056;  // grid-stride over the output tiles: 8 per SM of a 132-SM H100
 
 // Rows [row0, row0 + rows) of v as BF16 rows of K = 32 nkb values at out (row r at out + r K). Thread
 // per (row, K block): the block's codes (row-major, or gathered from the prepared layout's four lane
@@ -162,7 +163,7 @@ void mx_mixed_gemm_cublas_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
     MM_CUDA_REQUIRE(st == CUBLAS_STATUS_SUCCESS, "mx_mixed_gemm v18: cublasGemmEx failed (status " +
                                                       std::to_string(static_cast<int>(st)) + ")");
   }
-  exact_fixup<<<1056, 256, 0, stream>>>(p, unsafe);
+  exact_fixup<<<kFixupCtas, 256, 0, stream>>>(p, unsafe);
   MM_CUDA_CHECK(cudaGetLastError());
   MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
 }
