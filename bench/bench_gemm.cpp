@@ -460,7 +460,9 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k >= 0) kernels.push_back(k);
         }
-        if (M > 16) kernels.push_back(cuda::kGemmPreparedKernel);  // v15 on the prepared weights
+        if (M > 16) kernels.push_back(cuda::kGemmPreparedKernel);  // the prepared weights' default dispatch
+        if (M > 16 && std::find(kernels.begin(), kernels.end(), 18) != kernels.end())
+          kernels.push_back(cuda::kGemmPreparedV18Kernel);  // v18 reading the prepared layout
         for (int kernel : kernels) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
@@ -468,9 +470,9 @@ int main(int argc, char** argv) {
             if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream, kernel == cuda::kGemvPreparedV10Kernel ? 10 : 11);
-            else if (kernel == cuda::kGemmPreparedKernel)
+            else if (kernel == cuda::kGemmPreparedKernel || kernel == cuda::kGemmPreparedV18Kernel)
               cuda::mx_mixed_gemm_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
-                                           cuda::OutType::bf16, stream);
+                                           cuda::OutType::bf16, stream, kernel == cuda::kGemmPreparedV18Kernel ? 18 : 0);
             else if (kernel < 0) cuda::mx_mixed_gemv(xq.view, w, y16, cuda::OutType::bf16, stream, -kernel - 1);
             else cuda::mx_mixed_gemm(xq.view, w, y16, cuda::OutType::bf16, kernel, stream);
           });
@@ -480,6 +482,7 @@ int main(int argc, char** argv) {
           if (kernel == cuda::kGemvPreparedV10Kernel) kname = "gemv v10 prepared weights";
           else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
+          else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);
           rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "micromix"},
                           {"mix", mixes[mi].name}, {"kernel", kname}, {"avg_bits", s.average_bits()}, {"us", t},

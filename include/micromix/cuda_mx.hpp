@@ -62,13 +62,15 @@ enum class OutType { bf16, f32 };
 // three segments in one launch, y written as bf16 (round to nearest even) or f32.
 // a and w must share the split (the caller guarantees they share the permutation).
 // version: 0 picks the library default for the shape (M <= 16: the decode path, mx_mixed_gemv;
-// 17..255 rows: v10 with split-K, v2 where the tiles fill the GPU, v12 at M <= 64 and K <= 8192; from
-// 256: v15; from 4096: v18, dequantize to BF16 + cuBLAS); 1.. select a numbered GEMM kernel (see
+// from 512 rows, and from 17 rows when N x K <= 2^25: v18, dequantize to BF16 + cuBLAS; otherwise
+// 17..255 rows: v10 with split-K, v2 where the tiles fill the GPU, v12 at M <= 64 and K <= 8192;
+// 256..511: v15); 1.. select a numbered GEMM kernel (see
 // sm90_mx_mixed_gemm.cu). Numerics: every dequantized element is exact in bf16 unless its magnitude
 // is below 2^-126 (scale codes near 0): v10 and up detect such tiles and compute them exactly in FP32
 // on the CUDA cores; the older versions' tensor cores may flush those values to zero.
-// v10 and up allocate stream-ordered workspace (cudaMallocAsync) for their pre-passes / split-K
-// partials (v14-v17: the activations as BF16, M x K x 2 bytes).
+// v10 and up take stream-ordered workspace for their pre-passes / split-K partials (v14-v18: the
+// activations as BF16, M x K x 2 bytes; v18 also at most 64 MiB of BF16 weights) from micromix's
+// scratch pool (see mx_release_scratch).
 void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, OutType out, int version,
                    void* stream);
 // Number of GEMM versions selectable by mx_mixed_gemm's version argument, and their names.
@@ -97,12 +99,21 @@ void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& pre
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version = 0);
 // Any M on the same prepared weights (one resident copy for decode and prefill): M <= 16 the decode
-// path above; larger M GEMM v15 reading the prepared layout directly, or from 4096 rows v18 (both
-// operands dequantized to bounded BF16 scratch, cuBLAS BF16 GEMM with FP32 accumulation, exact fix-up
-// for values below 2^-126). version: 0 that choice, 15 or 18 to force one (M > 16). Same contract as
+// path above; larger M GEMM v18 where mx_mixed_gemm picks it (both operands dequantized to bounded
+// BF16 scratch, cuBLAS BF16 GEMM with FP32 accumulation, exact fix-up for values below 2^-126),
+// otherwise v15 reading the prepared layout directly. version: 0 that choice, 15 or 18 to force one (M > 16). Same contract as
 // mx_mixed_gemm; asynchronous on stream.
 void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version = 0);
+
+// Workspace of every op (activation copies, split-K partials, v18's BF16 operands) comes from a
+// stream-ordered memory pool per device owned by micromix, which keeps freed memory reserved for the
+// next call (returning it at every synchronization and mapping it again cost ~25% of a GEMM v18 call
+// on H100). The pool therefore holds the largest workspace used at once until this call gives its
+// unused memory back to the driver (all devices; call it when no op is in flight or after them).
+// The environment variable MICROMIX_SCRATCH_KEEP_MB (read when a device's pool is created) caps what
+// the pool keeps across synchronizations (0: the CUDA default of keeping nothing).
+void mx_release_scratch();
 
 // ---- host conveniences (tests, tools): copy to the device, run, copy back; synchronous ----------
 // y (M, N) as float (out = f32) or bf16 bits widened to float (out = bf16). kernel: 0 GEMM default,

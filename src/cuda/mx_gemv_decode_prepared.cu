@@ -40,6 +40,7 @@
 
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/ptx_helpers.cuh"
+#include "cuda/scratch.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -558,7 +559,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // Stream-ordered workspace for the decoded activations of up to 16 rows (pairs, scales).
   const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
   uint8_t* ws = nullptr;
-  if (nkb > 0) MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), act_bytes + act_s_bytes, s));
+  if (nkb > 0) ws = static_cast<uint8_t*>(scratch_alloc(act_bytes + act_s_bytes, s));
   // 16 activation rows per launch (the decode range is M <= 16; larger M works, one pair of launches per 16).
   for (int64_t m0 = 0; m0 < a.rows; m0 += 16) {
     V10Args q = p;
@@ -579,7 +580,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
       else launch_prepared<1, false>(q, nkb, ws, act_bytes, act_s_bytes, s);
     }
   }
-  if (ws) MM_CUDA_CHECK(cudaFreeAsync(ws, s));
+  scratch_free(ws, s);
 }
 
 }  // namespace micromix::cuda

@@ -148,6 +148,12 @@ __device__ __forceinline__ uint32_t ld_nc_u16(const void* p) {
   return v;
 }
 
+// One 16-byte global store (p 16-byte aligned). Spelled out because the compiler splits some uint4
+// stores into four 4-byte ones when it cannot prove the alignment from the address arithmetic.
+__device__ __forceinline__ void st_global_v4(void* p, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+
 // c[4] += A (16 x 16, f16, row) . B (16 x 8, f16, col).
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                         uint32_t b1) {

@@ -393,10 +393,16 @@ const char* const kVersionNames[] = {"default", "v1 mma.sync 128x128", "v2 mma.s
                                      "v18 operands dequantized to bf16, cuBLAS bf16 GEMM (fp32 accumulation)"};
 constexpr int kVersions = 18;
 
-// From this many rows the default is v18 (dequantize to BF16 + cuBLAS). H100, 70/20/10, against v15:
-// 1.15-1.48x faster at M = 8192 (Llama-3.1-8B), 1.23-1.42x at 4096 (70B), mixed at 1024 (o, down slower), 0.4-0.9x
-// at 128-256, where the call carries ~100 us more than its bytes explain (bench/GPU_NOTES.md).
-constexpr int64_t kCublasMinRows = 4096;
+// Where the default is v18 (dequantize to BF16 + cuBLAS): from kCublasMinRows rows, and for small
+// weight matrices (N x K <= kCublasSmallWeights: Llama-3.1-8B qkv and o) from 17 rows. H100, session
+// 6, Llama-3.1-8B 70/20/10 (bench/GPU_NOTES.md): v18 beats v15 on every layer from M = 512 (o 57 vs
+// 108 us, gate_up 312 vs 376, down 189 vs 254 row-major; 1.5-1.9x at 1024-2048) and on qkv / o from
+// M = 64 (qkv 60.5 vs 66.6 us at 64, 67.6 vs 105.5 at 256); below 512 the big matrices stay on the
+// kernels that read the MX weights directly (gate_up at 256: v18 272 us, v15 238; prepared 255 vs
+// 170), because v18 writes and re-reads the weights as BF16 (4.6 bytes per weight moved).
+constexpr int64_t kCublasMinRows = 512;
+constexpr int64_t kCublasSmallWeights = int64_t{1} << 25;
+bool prefer_cublas(int64_t M, int64_t N, int64_t K) { return M >= kCublasMinRows || (M > 16 && N * K <= kCublasSmallWeights); }
 
 }  // namespace
 
@@ -425,7 +431,7 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
-  // Measured (H100/H200, bench/GPU_NOTES.md): from M = 256 v15 (weights converted in registers as
+  // Measured (H100/H200, bench/GPU_NOTES.md): v18 where prefer_cublas says so (above); otherwise from M = 256 v15 (weights converted in registers as
   // the RS operand of BF16 wgmma, activations pre-converted; H200 70/20/10: 1.2-1.6x v10 at M = 512,
   // 0.93-1.24x at 256, 1.2-1.6x v12 at 1024-8192); from 17 to 255 rows v10 with split-K (no pre-pass
   // over the weights), except where its half-empty 128-row tiles already fill the GPU at M <= 64
@@ -435,7 +441,7 @@ void mx_mixed_gemm(const MxMixedDevice& a, const MxMixedDevice& w, void* d_y, Ou
   if (version == 0) {
     const int64_t tiles = ((N + 127) / 128) * ((M + 127) / 128);
     const int64_t K = a.split.cols();
-    version = M >= kCublasMinRows ? 18 : M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : (M <= 64 && K <= 8192) ? 12 : 10;
+    version = prefer_cublas(M, N, K) ? 18 : M >= 256 ? 15 : (M <= 64 && tiles >= 132) ? 2 : (M <= 64 && K <= 8192) ? 12 : 10;
   }
   // v10/v11 copy scale bytes as aligned 4-byte words: they need 4-byte aligned scale arrays (v12 and
   // up read scales byte-wise in their pre-passes).
@@ -477,7 +483,7 @@ void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
                       a.split.cols() / mx::kBlock, d_y, out == OutType::f32, a.split.fp6 == mx::ElemFormat::fp6_e2m3};
   Fp8GemmArgs q = f;
   q.w_prepared = 1;
-  if ((version == 18 || (version == 0 && M >= kCublasMinRows)) && mx_mixed_gemm_cublas_supported(q))
+  if ((version == 18 || (version == 0 && prefer_cublas(M, N, a.split.cols()))) && mx_mixed_gemm_cublas_supported(q))
     return mx_mixed_gemm_cublas_launch(q, static_cast<cudaStream_t>(stream));
   mx_mixed_gemm_bf16rs_prepared_launch(q, static_cast<cudaStream_t>(stream));
 }

@@ -20,6 +20,7 @@
 // Iteration kb: wgmmas of block kb; this thread's copies of block kb + 2 done; wgmmas of block
 // kb - 1 done; barrier; convert block kb + 2; fence.proxy.async; copies of block kb + 5.
 // v12: BN = 128 (2 CTAs per SM). v13: BN = 256 (1 CTA per SM).
+#include "cuda/scratch.cuh"
 #include "cuda/sm90_bf16_tile.cuh"
 #include "cuda/sm90_block_major.cuh"
 
@@ -184,8 +185,7 @@ void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   BlockMajor A{}, W{};
   const size_t a_bytes = carve(nullptr, p.M, p.kb4, p.kb6, kb8, A), w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
   // Stream-ordered workspace: no device-wide synchronization.
-  uint8_t* ws = nullptr;
-  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), a_bytes + w_bytes + 16, stream));
+  uint8_t* ws = static_cast<uint8_t*>(scratch_alloc(a_bytes + w_bytes + 16, stream));
   carve(ws, p.M, p.kb4, p.kb6, kb8, A);
   carve(ws + a_bytes, p.N, p.kb4, p.kb6, kb8, W);
   block_major_launch(p.a, p.M, p.kb4, p.kb6, kb8, A, stream);
@@ -194,7 +194,7 @@ void launch(const Fp8GemmArgs& p, cudaStream_t stream) {
     gemm_bf16_v12<BN><<<grid, kThreads, Layout<BN>::smem, stream>>>(q, A, W);
     MM_CUDA_CHECK(cudaGetLastError());
   });
-  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+  scratch_free(ws, stream);
 }
 
 }  // namespace

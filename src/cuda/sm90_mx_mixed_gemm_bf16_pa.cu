@@ -22,6 +22,7 @@
 // Pipeline (group = one cp.async commit): group j holds W codes of block j and A of block j - 2.
 // Iteration kb: wgmmas of block kb; groups <= kb + 3 landed (W kb + 2, A kb + 1); wgmmas of block
 // kb - 1 done; barrier; convert W block kb + 2; copies of group kb + 5 into the freed buffers.
+#include "cuda/scratch.cuh"
 #include "cuda/sm90_bf16_tile.cuh"
 #include "cuda/sm90_block_major.cuh"
 
@@ -179,8 +180,7 @@ void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
   BlockMajor W{};
   const size_t w_bytes = carve(nullptr, p.N, p.kb4, p.kb6, kb8, W);
   // Stream-ordered workspace: no device-wide synchronization.
-  uint8_t* ws = nullptr;
-  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), a_bytes + flag_bytes + w_bytes + 16, stream));
+  uint8_t* ws = static_cast<uint8_t*>(scratch_alloc(a_bytes + flag_bytes + w_bytes + 16, stream));
   int* a_unsafe = reinterpret_cast<int*>(ws + a_bytes);
   carve(ws + a_bytes + flag_bytes, p.N, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(a_unsafe, 0, flag_bytes, stream));
@@ -195,7 +195,7 @@ void mx_mixed_gemm_bf16pa_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
     gemm_bf16_v14<<<grid, kThreads, Layout::smem, stream>>>(q, ws, a_rows_pad, a_unsafe, W);
     MM_CUDA_CHECK(cudaGetLastError());
   });
-  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+  scratch_free(ws, stream);
 }
 
 }  // namespace micromix::cuda

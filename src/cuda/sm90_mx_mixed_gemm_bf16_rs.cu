@@ -26,6 +26,7 @@
 // also issues that step's bulk copies.
 #include <algorithm>
 
+#include "cuda/scratch.cuh"
 #include "cuda/sm90_bf16_tile.cuh"
 #include "cuda/sm90_block_major.cuh"
 
@@ -342,8 +343,8 @@ void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream, const PreparedW* prepa
   BlockMajor W{};
   const int64_t w_rows = std::max<int64_t>(p.N, gx * L::kWRows);
   const size_t w_bytes = PREP ? 0 : carve(nullptr, w_rows, p.kb4, p.kb6, kb8, W);
-  uint8_t* ws = nullptr;  // stream-ordered workspace: no device-wide synchronization
-  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), tok_bytes + flag_bytes + w_bytes + 16, stream));
+  // Stream-ordered workspace: no device-wide synchronization.
+  uint8_t* ws = static_cast<uint8_t*>(scratch_alloc(tok_bytes + flag_bytes + w_bytes + 16, stream));
   int* tok_unsafe = reinterpret_cast<int*>(ws + tok_bytes);
   if (!PREP) carve(ws + tok_bytes + flag_bytes, w_rows, p.kb4, p.kb6, kb8, W);
   MM_CUDA_CHECK(cudaMemsetAsync(tok_unsafe, 0, flag_bytes, stream));
@@ -359,7 +360,7 @@ void launch_rs(const Fp8GemmArgs& p, cudaStream_t stream, const PreparedW* prepa
     gemm_bf16_rs<WG, TOK, PIPE, PREP><<<grid, L::kThreads, L::smem, stream>>>(q, ws, tok_rows_pad, tok_unsafe, W, P);
     MM_CUDA_CHECK(cudaGetLastError());
   });
-  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+  scratch_free(ws, stream);
 }
 
 }  // namespace

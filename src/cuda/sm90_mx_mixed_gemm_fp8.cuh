@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/mx_mixed_device.cuh"
+#include "cuda/scratch.cuh"
 
 namespace micromix::cuda {
 
@@ -52,7 +53,7 @@ void mx_mixed_gemm_bf16rs_prepared_launch(const Fp8GemmArgs& p, cudaStream_t str
 // v18 (sm90_mx_mixed_gemm_cublas.cu): both operands dequantized to BF16 scratch (weights in bounded
 // chunks), one cuBLAS BF16 GEMM with FP32 accumulation per chunk, an exact fix-up where values below
 // 2^-126 occur. p.w_prepared: weights in mx_prepare_gemv_weights' layout. supported(): the codes'
-// alignment the dequantizer needs (16 bytes for FP4 / FP8, 8 for FP6; not needed for prepared weights).
+// alignment the dequantizer needs (8 bytes for FP4, 4 for FP6, 16 for FP8, in both layouts).
 bool mx_mixed_gemm_cublas_supported(const Fp8GemmArgs& p);
 void mx_mixed_gemm_cublas_launch(const Fp8GemmArgs& p, cudaStream_t stream);
 
@@ -75,12 +76,11 @@ void launch_split_k(const Fp8GemmArgs& p, int64_t gx, int64_t gy, int ctas_per_s
   Fp8GemmArgs q = p;
   q.split_chunk = static_cast<int>((p.nkb + splits - 1) / splits);
   const int parts = static_cast<int>((p.nkb + q.split_chunk - 1) / q.split_chunk);
-  float* ws = nullptr;
-  MM_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ws), static_cast<size_t>(parts) * p.M * p.N * 4, stream));
+  float* ws = static_cast<float*>(scratch_alloc(static_cast<size_t>(parts) * p.M * p.N * 4, stream));
   q.split_ws = ws;
   kernel(q, dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(parts)));
   bf16_gemm_reduce_splits(p, ws, parts, stream);
-  MM_CUDA_CHECK(cudaFreeAsync(ws, stream));
+  scratch_free(ws, stream);
 }
 
 }  // namespace micromix::cuda

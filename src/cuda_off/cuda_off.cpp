@@ -36,6 +36,7 @@ void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, v
   fail("mx_mixed_gemv: micromix was built without CUDA");
 }
 int mx_mixed_gemv_versions() { return 0; }
+void mx_release_scratch() {}
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int) {
   fail("mx_mixed_gemm: micromix was built without CUDA");
 }

@@ -152,6 +152,18 @@ TEST(CudaMxReorderQuantize, BitIdenticalToCpuQuantizer) {
   }
 }
 
+// More rows than one wave of CTAs holds (the grid walks several waves; M = 4 k + 1 leaves a partial
+// last row group), odd segment sizes.
+TEST(CudaMxReorderQuantize, ManyRowsBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 6001, K = 32 * 23;
+  for (int version : kQuantizeVersions) {
+    const QuantizeVersion use(version);
+    expect_quantize_matches(bf16_activations(M, K, true), M, K, MixedSplit{32 * 13, 32 * 7, 32 * 3}, ScaleRule::ocp,
+                            Rounding::even, version_name("v", version));
+  }
+}
+
 // Every element of the encoders' domain that matters: blocks whose max sits anywhere from bf16
 // subnormals to 2^127, other elements down to 2^-24 below the max with every mantissa, exact
 // ties of every format (small integers and halves times powers of two), signs, zeros.
@@ -286,6 +298,19 @@ TEST(CudaMxMixedGemm, NaNScalesPropagate) {
   }
 }
 
+// Every segment's codes replaced by random bytes (every FP4 / FP6 / FP8 code, -0 included; E4M3's
+// NaN codes become 448) and its scales by random codes 118..136 (2^-9 .. 2^9).
+static void randomize_raw_codes(micromix::mx::MxMixedMatrix& m) {
+  std::uniform_int_distribution<int> byte(0, 255), sc(118, 136);
+  for (int seg = 0; seg < kSegments; ++seg) {
+    for (auto& b : m.seg[seg].codes) {
+      b = static_cast<uint8_t>(byte(rng()));
+      if (seg == 2 && (b & 0x7F) == 0x7F) b ^= 1;
+    }
+    for (auto& b : m.seg[seg].scales) b = static_cast<uint8_t>(sc(rng()));
+  }
+}
+
 // The wgmma-era versions (6..: FP8 tensor cores, then BF16 with folded scales): single segments with
 // large K (every FP4/FP6/FP8 code through the conversions), odd M and N not a multiple of the tile,
 // all three segments.
@@ -311,6 +336,28 @@ TEST(CudaMxMixedGemmFp8, SingleSegmentsLargeKOddShapes) {
   };
   for (int v : fp8_gemm_versions())
     for (const auto& c : cases) check_gemm(c, v);
+}
+
+// Raw random codes in every segment (every FP4 / FP6 / FP8 code, -0 included, E4M3 NaN codes
+// excluded) with scales 2^-9 .. 2^9: each version's converters, v18's dequantizer in both weight
+// layouts included, against the double-precision reference.
+TEST(CudaMxMixedGemmFp8, RawRandomCodes) {
+  SKIP_WITHOUT_GPU();
+  for (int v : fp8_gemm_versions())
+    for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2}) {
+      const GemmCase c{45, 208, 32 * 14, MixedSplit{32 * 6, 32 * 5, 32 * 3, f6}};
+      const auto perm = random_permutation(c.K);
+      auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+      auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+      randomize_raw_codes(xq);
+      randomize_raw_codes(wq);
+      const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+      const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, v);
+      EXPECT_LE(rel_frobenius(y, ref), 1e-5) << "version " << v << (f6 == ElemFormat::fp6_e2m3 ? " e2m3" : " e3m2");
+      // The scratch pool handed back to the driver: the next call allocates afresh, same result.
+      cuda::mx_release_scratch();
+      EXPECT_EQ(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, v), y) << "version " << v << " after release";
+    }
 }
 
 // Scales far from 1 (codes 0..120 on one operand, 134..234 on the other, per block at random) keep
@@ -373,15 +420,8 @@ TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
       {  // raw random codes in every segment, scales 2^-9 .. 2^9
         auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
         auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
-        std::uniform_int_distribution<int> byte(0, 255), sc(118, 136);
-        for (auto* m : {&xq, &wq})
-          for (int seg = 0; seg < kSegments; ++seg) {
-            for (auto& b : m->seg[seg].codes) {
-              b = static_cast<uint8_t>(byte(rng()));
-              if (seg == 2 && (b & 0x7F) == 0x7F) b ^= 1;  // E4M3's NaN codes -> 448
-            }
-            for (auto& b : m->seg[seg].scales) b = static_cast<uint8_t>(sc(rng()));
-          }
+        randomize_raw_codes(xq);
+        randomize_raw_codes(wq);
         const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
         EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5) << what << " raw codes";
       }
