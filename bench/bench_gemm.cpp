@@ -447,9 +447,10 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k < 0) kernels.push_back(k);
         }
-        if (M <= 16) {  // the prepared decode path's versions (v11 is its default)
+        if (M <= 16) {  // the prepared decode path's versions (v12 is its default)
           kernels.push_back(cuda::kGemvPreparedV10Kernel);
           kernels.push_back(cuda::kGemvPreparedV11Kernel);
+          kernels.push_back(cuda::kGemvPreparedV12Kernel);
         }
         if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         // FP8 tensor-core versions (6..) on every mix, quick runs included.
@@ -467,9 +468,10 @@ int main(int argc, char** argv) {
           const auto& wv = wmix[mi];
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
-            if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel)
+            if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel ||
+                kernel == cuda::kGemvPreparedV12Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
-                                           cuda::OutType::bf16, stream, kernel == cuda::kGemvPreparedV10Kernel ? 10 : 11);
+                                           cuda::OutType::bf16, stream, -kernel - 100);
             else if (kernel == cuda::kGemmPreparedKernel || kernel == cuda::kGemmPreparedV18Kernel)
               cuda::mx_mixed_gemm_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream, kernel == cuda::kGemmPreparedV18Kernel ? 18 : 0);
@@ -481,6 +483,7 @@ int main(int argc, char** argv) {
           std::string kname = kernel == -1 ? "gemv default" : kernel < 0 ? "gemv v" : cuda::mx_mixed_gemm_version_name(kernel);
           if (kernel == cuda::kGemvPreparedV10Kernel) kname = "gemv v10 prepared weights";
           else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
+          else if (kernel == cuda::kGemvPreparedV12Kernel) kname = "gemv v12 prepared weights (v11 + PDL)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

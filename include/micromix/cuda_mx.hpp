@@ -87,7 +87,8 @@ int mx_mixed_gemv_versions();
 
 // Decode path on weights prepared once (at load time) in mma fragment order: a warp reads each
 // MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_prepared.cu;
-// version 10: f16 MMAs on every block; 11, the default: FP4 x FP4 blocks as exact int8 MMAs);
+// version 10: f16 MMAs on every block; 11: FP4 x FP4 blocks as exact int8 MMAs; 12, the default: 11
+// launched as a programmatic dependent of its activation pre-pass);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
@@ -120,12 +121,13 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel / V11: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel / V11 / V12: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
 inline constexpr int kGemvPreparedV10Kernel = -110;
 inline constexpr int kGemvPreparedV11Kernel = -111;
+inline constexpr int kGemvPreparedV12Kernel = -112;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

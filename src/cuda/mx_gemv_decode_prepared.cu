@@ -1,4 +1,4 @@
-// The prepared decode path (M <= 16; versions v10 and v11, one harness) on weights prepared once in
+// The prepared decode path (M <= 16; versions v10-v12, one harness) on weights prepared once in
 // mma fragment order (mx_prepare_gemv_weights). v10 first:
 //
 // Why: v4-v9 stage every weight block through shared memory and spend ~130 warp instructions per
@@ -34,6 +34,13 @@
 // Promotion as above with the factor 1/4 folded into the activation scale. Per lane and FP4 block
 // this replaces the f16 decode of 16 codes (4 PRMT + 2 LOP + 2 PRMT per 4 codes) and two HMMAs by
 // 9 instructions per 8 codes and one IMMA. FP6 and FP8 blocks keep the f16 path.
+//
+// v12 (the default; v11's kernels, another launch): where the activations are decoded by the
+// pre-pass kernel (M > 1, or grids beyond one wave), the GEMV is a programmatic dependent launch of
+// it. Its CTAs start while the pre-pass runs, prefetch their first weight batches into L2 and wait
+// (griddepcontrol.wait) for the pre-pass's results, instead of starting after it has drained.
+// H100, 70/20/10 (bench/GPU_NOTES.md session 6): 1.9-2.3 us off every such call (o M = 2: 15.0 ->
+// 12.9 us, gate_up M = 1: 46.0 -> 43.8); the fused M = 1 calls (qkv, o) are unchanged.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -296,6 +303,21 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   }
 }
 
+// Warp w's first U blocks of segment SEG into L2 (each lane prefetches its bytes of the block's
+// contiguous run): issued before the wait on the activation pre-pass (v12's programmatic launch).
+template <int SEG, int kWarps>
+__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, int64_t G, int warp, int lane) {
+  constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
+  const int nb = p.nb[SEG];
+  if (warp >= nb) return;
+  const int64_t at = prepared_index(G, warp, nb, p.groups);
+  const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;
+  const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+    if (warp + u * kWarps < nb) prefetch_l2(wsrc + u * kWarps * step * bpb);
+}
+
 // Thread per (K block, token, q): token's elements 8q .. 8q + 7 of the block as 4 f16 pairs (FP6:
 // times 2^-6 / 2^-4), zeros past M; q = 0 also writes the token's scale (0 past M). INT4 (v11): FP4
 // blocks as 8 signed bytes 2 v instead, their scale times 1/4, and -12 times the block's byte sum
@@ -351,6 +373,7 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
 // GEMV lane that reads this slot accumulates those two tokens; one warp holds a tile's 8 tokens).
 template <int NT, bool INT4>
 __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s) {
+  griddep_launch_dependents();  // v12: the GEMV's CTAs may start and prefetch their weights now
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const bool live = i < nkb * 8 * NT * 4;
   const int q = i & 3, kt = i >> 2;
@@ -383,6 +406,16 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   if (kWarps * 32 == 256 || threadIdx.x < 256) scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
   static_assert(kWarps * 32 >= 256, "one table entry per thread");
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4), reinterpret_cast<int*>(fused_smem + nkb * 4) + nkb};
+  if constexpr (!FUSED) {
+    // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
+    // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
+    // pre-pass's activations (a no-op after an ordinary launch).
+    const int w = static_cast<int>(threadIdx.x >> 5), l = static_cast<int>(threadIdx.x & 31);
+    prefetch_first_blocks<0, kWarps>(p, blockIdx.x, w, l);
+    prefetch_first_blocks<1, kWarps>(p, blockIdx.x, w, l);
+    prefetch_first_blocks<2, kWarps>(p, blockIdx.x, w, l);
+    griddep_wait();
+  }
   if constexpr (FUSED) {
     for (int base = 0; base < nkb * 4; base += kWarps * 32) {  // uniform trip count: whole warps shuffle
       const int i = base + static_cast<int>(threadIdx.x), kb = i >> 2, q = i & 3;
@@ -482,8 +515,25 @@ constexpr size_t kFusedMaxBytes = 70 * 1024;
 constexpr int kFusedMaxBlocks = 128;
 static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
 
+// gemv_frag after the activation pre-pass; pdl (v12): as a programmatic dependent launch, so that its
+// CTAs start (and prefetch weights) while the pre-pass runs.
+template <class Kernel>
+void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(grid);
+  cfg.blockDim = dim3(threads);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  MM_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, nkb));
+}
+
 template <int NT, bool INT4>
-void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, size_t act_s_bytes, cudaStream_t s) {
+void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, size_t act_s_bytes, bool pdl,
+                     cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>(q.N / 16);
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
@@ -522,21 +572,20 @@ void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, s
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
-  if (single) gemv_frag<NT, INT4, !(INT4 && NT == 1), false><<<grid, kWarpsDefault * 32, 0, s>>>(q, nkb);
-  else gemv_frag<NT, INT4, true, false><<<grid, kWarpsDefault * 32, 0, s>>>(q, nkb);
-  MM_CUDA_CHECK(cudaGetLastError());
+  if (single) launch_after_prepass(gemv_frag<NT, INT4, !(INT4 && NT == 1), false>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
+  else launch_after_prepass(gemv_frag<NT, INT4, true, false>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
 }
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 11; }
+int mx_mixed_gemv_prepared_default_version() { return 12; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE(version == 10 || version == 11,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 or 11)");
+  MM_CUDA_REQUIRE(version >= 10 && version <= 12,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10, 11 or 12)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -572,12 +621,13 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
     q.act = reinterpret_cast<const uint4*>(ws);
     q.act_s = reinterpret_cast<const float*>(ws + act_bytes);
     const bool two = q.M > 8;
-    if (version == 11) {
-      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes, act_s_bytes, s);
-      else launch_prepared<1, true>(q, nkb, ws, act_bytes, act_s_bytes, s);
+    const bool pdl = version == 12;
+    if (version >= 11) {
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
     } else {
-      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes, act_s_bytes, s);
-      else launch_prepared<1, false>(q, nkb, ws, act_bytes, act_s_bytes, s);
+      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
+      else launch_prepared<1, false>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
     }
   }
   scratch_free(ws, s);

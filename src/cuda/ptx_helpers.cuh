@@ -148,6 +148,13 @@ __device__ __forceinline__ uint32_t ld_nc_u16(const void* p) {
   return v;
 }
 
+// Programmatic dependent launch (sm_90): the primary kernel lets the dependent grid start early;
+// the dependent waits for the primary grid's completion and memory before reading its results.
+// Both are no-ops when the launch did not use programmatic stream serialization.
+__device__ __forceinline__ void griddep_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+__device__ __forceinline__ void griddep_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
+
 // One 16-byte global store (p 16-byte aligned). Spelled out because the compiler splits some uint4
 // stores into four 4-byte ones when it cannot prove the alignment from the address arithmetic.
 __device__ __forceinline__ void st_global_v4(void* p, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {

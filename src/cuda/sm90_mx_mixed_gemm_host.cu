@@ -51,7 +51,8 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
-  const bool gemv_prepared = kernel == kGemvPreparedKernel || kernel == kGemvPreparedV10Kernel || kernel == kGemvPreparedV11Kernel;
+  const bool gemv_prepared = kernel == kGemvPreparedKernel || kernel == kGemvPreparedV10Kernel ||
+                             kernel == kGemvPreparedV11Kernel || kernel == kGemvPreparedV12Kernel;
   if (gemv_prepared || kernel == kGemmPreparedKernel || kernel == kGemmPreparedV18Kernel) {
     const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
     MxMixedDeviceOut po;
@@ -68,7 +69,7 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
     mx_prepare_gemv_weights(dw.view, po, nullptr);
     if (gemv_prepared)
       mx_mixed_gemv_prepared(da.view, prepared.view, y.ptr, out, nullptr,
-                             kernel == kGemvPreparedV10Kernel ? 10 : kernel == kGemvPreparedV11Kernel ? 11 : 0);
+                             kernel == kGemvPreparedKernel ? 0 : -kernel - 100);
     else mx_mixed_gemm_prepared(da.view, prepared.view, y.ptr, out, nullptr, kernel == kGemmPreparedV18Kernel ? 18 : 0);
   } else if (kernel < 0) {
     mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);

@@ -53,6 +53,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedKernel);     // the prepared decode default
   k.push_back(cuda::kGemvPreparedV10Kernel);  // f16 MMAs on prepared weights
   k.push_back(cuda::kGemvPreparedV11Kernel);  // FP4 blocks on int8 MMAs
+  k.push_back(cuda::kGemvPreparedV12Kernel);  // v11 launched after its pre-pass programmatically
   return k;
 }
 
@@ -412,7 +413,7 @@ TEST(CudaMxMixedGemmFp8, NaNScalesPoisonTheirRowAndColumn) {
 // path carries most of K, plus every FP4 code pair (random raw codes, -0 included).
 TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
-  for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel})
+  for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel})
     for (int64_t M : {1, 9}) {
       const GemmCase c{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, ElemFormat::fp6_e2m3}};
       const auto perm = random_permutation(c.K);
