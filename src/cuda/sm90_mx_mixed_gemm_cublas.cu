@@ -66,8 +66,8 @@ struct DequantArgs {
   int* unsafe;
 };
 
-// 8 codes of segment SEG (w: 1 / 1.5 / 2 words starting at word 0 or, for h = 1, the second half of
-// the FP6 triple) with scale s -> 4 bf16x2 words. FP6: w holds 3 words = 16 codes, half h taken.
+// Codes 8 h .. 8 h + 7 of a unit's 16 (w: 2 / 3 / 4 words for FP4 / FP6 / FP8) times scale s ->
+// 4 bf16x2 words.
 template <int SEG>
 __device__ __forceinline__ void codes8_to_bf16(const uint32_t* w, int h, bool e2m3, float s, uint32_t (&o)[4]) {
   if constexpr (SEG == 0) {
