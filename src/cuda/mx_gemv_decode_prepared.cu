@@ -72,6 +72,7 @@ struct V10Args {
   const uint4* act;    // [nkb][8 NT][4] x 16 bytes
   const float* act_s;  // [nkb][8 NT]
   int seg_start[3];    // first K block of each segment
+  int act_words;       // the activation segments allow word loads (FP4 4-, FP6 2-, FP8 8-byte aligned)
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
@@ -130,20 +131,15 @@ __device__ __forceinline__ void fp4x8_to_u8(uint32_t w, uint32_t& lo, uint32_t& 
 }
 
 // v11 activations: 8 FP4 codes -> signed bytes 2 v (lo: codes 0-3, hi: 4-7); returns their sum.
+// Byte tables of +2|v| and -2|v| indexed by the magnitude bits, then one PRMT per 4 codes picks the
+// positive or the negative byte by the code's sign (selector nibble j or j + 4); the sum by dp4a.
 __device__ __forceinline__ int fp4x8_to_s8(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  constexpr int kTwice[8] = {0, 1, 2, 3, 4, 6, 8, 12};
-  int sum = 0;
-  lo = hi = 0u;
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const uint32_t c = (w >> (4 * j)) & 0xFu;
-    const int v = (c & 8u) ? -kTwice[c & 7u] : kTwice[c & 7u];
-    sum += v;
-    const uint32_t byte = static_cast<uint32_t>(v) & 0xFFu;
-    if (j < 4) lo |= byte << (8 * j);
-    else hi |= byte << (8 * (j - 4));
-  }
-  return sum;
+  constexpr uint32_t kP0 = 0x03020100u, kP1 = 0x0C080604u;  // {0, 1, 2, 3, 4, 6, 8, 12}
+  constexpr uint32_t kN0 = 0xFDFEFF00u, kN1 = 0xF4F8FAFCu;  // their negations as bytes
+  const uint32_t m = w & 0x77777777u, sel = 0x32103210u | ((w >> 1) & 0x44444444u);
+  lo = prmt(prmt(kP0, kP1, m), prmt(kN0, kN1, m), sel);
+  hi = prmt(prmt(kP0, kP1, m >> 16), prmt(kN0, kN1, m >> 16), sel >> 16);
+  return __dp4a(static_cast<int>(lo), 0x01010101, __dp4a(static_cast<int>(hi), 0x01010101, 0));
 }
 
 template <int NT>
@@ -343,10 +339,23 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
     const int bpb = block_bytes(seg), bpr = bpb / 4;
     const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
     uint32_t lo = 0u, hi = 0u;
-    for (int j = 0; j < bpr; ++j) {  // 4 / 6 / 8 bytes at any alignment
-      const uint32_t byte = src[j];
-      if (j < 4) lo |= byte << (8 * j);
-      else hi |= byte << (8 * (j - 4));
+    if (p.act_words) {  // 4 / 6 / 8 bytes as one 4-byte, three 2-byte or one 8-byte load
+      if (seg == 0) {
+        lo = *reinterpret_cast<const uint32_t*>(src);
+      } else if (seg == 1) {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+        lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
+        hi = h[2];
+      } else {
+        const uint2 v = *reinterpret_cast<const uint2*>(src);
+        lo = v.x, hi = v.y;
+      }
+    } else {
+      for (int j = 0; j < bpr; ++j) {  // any alignment
+        const uint32_t byte = src[j];
+        if (j < 4) lo |= byte << (8 * j);
+        else hi |= byte << (8 * (j - 4));
+      }
     }
     sc = scale_f32(p.a.scales[seg][tok * p.a.blocks[seg] + lb]);
     if (INT4 && seg == 0) {
@@ -395,8 +404,9 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
 // runs). At M = 2..8 the same cap made v11 3-10% slower than v10 (spills on the pair path), so those
 // instances and v10 keep 3 CTAs.
 // FUSED: M = 1 with the token's activations decoded by this CTA into dynamic shared memory first
-// (every CTA decodes all of K: ~2% of its instructions at K = 4096, no pre-pass launch; nkb =
-// the K blocks).
+// (every CTA decodes all of K, no pre-pass launch; nkb = the K blocks). That decoding was a fifth to a third of
+// the o layer's instructions while it read the codes byte by byte and built FP4 bytes in a loop
+// (ncu, session 6); with word loads and byte tables o went 12.0 -> 10.9 us (H100, 70/20/10).
 template <int NT, bool INT4, bool PAIR, bool FUSED, int kWarps = kWarpsDefault>
 __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3)
     gemv_frag(V10Args p, int nkb) {
@@ -596,6 +606,11 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   }
   p.M = a.rows;
   p.N = w_prepared.rows;
+  p.act_words = 1;
+  for (int s = 0; s < mx::kSegments; ++s) {  // segment bases (rows keep the alignment: whole blocks)
+    const uintptr_t need[3] = {3, 1, 7};
+    if (p.nb[s] && (reinterpret_cast<uintptr_t>(a.codes[s]) & need[s])) p.act_words = 0;
+  }
   p.groups = p.N / 16;
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
