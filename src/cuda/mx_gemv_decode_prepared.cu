@@ -542,8 +542,9 @@ void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool p
 }
 
 template <int NT, bool INT4>
-void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, size_t act_s_bytes, bool pdl,
-                     cudaStream_t s) {
+// ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
+// the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
+void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, bool pdl, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>(q.N / 16);
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
@@ -572,8 +573,11 @@ void launch_prepared(const V10Args& q, int nkb, uint8_t* ws, size_t act_bytes, s
       return;
     }
   }
+  if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));
   uint4* act = reinterpret_cast<uint4*>(ws);
   float* act_s = reinterpret_cast<float*>(ws + act_bytes);
+  q.act = act;
+  q.act_s = act_s;
   if (nkb > 0) {
     const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
     const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
@@ -606,11 +610,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   }
   p.M = a.rows;
   p.N = w_prepared.rows;
-  p.act_words = 1;
-  for (int s = 0; s < mx::kSegments; ++s) {  // segment bases (rows keep the alignment: whole blocks)
-    const uintptr_t need[3] = {3, 1, 7};
-    if (p.nb[s] && (reinterpret_cast<uintptr_t>(a.codes[s]) & need[s])) p.act_words = 0;
-  }
+  p.act_words = codes_aligned(p.a, 4, 2, 8) ? 1 : 0;
   p.groups = p.N / 16;
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
@@ -620,10 +620,10 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   p.seg_start[1] = p.nb[0];
   p.seg_start[2] = p.nb[0] + p.nb[1];
   const int nkb = p.nb[0] + p.nb[1] + p.nb[2];
-  // Stream-ordered workspace for the decoded activations of up to 16 rows (pairs, scales).
+  // Stream-ordered workspace for the decoded activations of up to 16 rows (pairs, scales), taken by
+  // the first launch that runs the pre-pass.
   const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
   uint8_t* ws = nullptr;
-  if (nkb > 0) ws = static_cast<uint8_t*>(scratch_alloc(act_bytes + act_s_bytes, s));
   // 16 activation rows per launch (the decode range is M <= 16; larger M works, one pair of launches per 16).
   for (int64_t m0 = 0; m0 < a.rows; m0 += 16) {
     V10Args q = p;
@@ -633,16 +633,14 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
       q.a.scales[seg] = p.a.scales[seg] + m0 * p.a.blocks[seg];
     }
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
-    q.act = reinterpret_cast<const uint4*>(ws);
-    q.act_s = reinterpret_cast<const float*>(ws + act_bytes);
     const bool two = q.M > 8;
     const bool pdl = version == 12;
     if (version >= 11) {
-      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
-      else launch_prepared<1, true>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
     } else {
-      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
-      else launch_prepared<1, false>(q, nkb, ws, act_bytes, act_s_bytes, pdl, s);
+      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
+      else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
     }
   }
   scratch_free(ws, s);

@@ -90,6 +90,15 @@ inline SegView seg_view(const MxMixedDevice& m) {
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Whether each non-empty segment's codes start on a multiple of fp4 / fp6 / fp8 bytes (powers of
+// two); rows and whole MX blocks keep that alignment (a block is 16 / 24 / 32 bytes).
+inline bool codes_aligned(const SegView& v, uintptr_t fp4, uintptr_t fp6, uintptr_t fp8) {
+  const uintptr_t need[3] = {fp4, fp6, fp8};
+  for (int s = 0; s < 3; ++s)
+    if (v.blocks[s] && (reinterpret_cast<uintptr_t>(v.codes[s]) & (need[s] - 1))) return false;
+  return true;
+}
+
 // Host-side checks shared by the GEMM launchers.
 inline void check_operands(const char* op, const MxMixedDevice& a, const MxMixedDevice& w) {
   const auto& s = a.split;

@@ -232,13 +232,7 @@ cublasHandle_t cublas_handle() {
 bool mx_mixed_gemm_cublas_supported(const Fp8GemmArgs& p) {
   // The dequantizer loads 16 codes at a time: 8 bytes (FP4), three 4-byte words (FP6), 16 bytes
   // (FP8), at offsets that are multiples of that size from the segment base in both layouts.
-  auto aligned = [](const SegView& v) {
-    const uintptr_t need[3] = {7, 3, 15};
-    for (int s = 0; s < 3; ++s)
-      if (v.blocks[s] && (reinterpret_cast<uintptr_t>(v.codes[s]) & need[s])) return false;
-    return true;
-  };
-  return aligned(p.a) && aligned(p.w);
+  return codes_aligned(p.a, 8, 4, 16) && codes_aligned(p.w, 8, 4, 16);
 }
 
 void mx_mixed_gemm_cublas_launch(const Fp8GemmArgs& p, cudaStream_t stream) {
