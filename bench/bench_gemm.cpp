@@ -461,6 +461,11 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k >= 0) kernels.push_back(k);
         }
+        if (M <= 16) kernels.push_back(cuda::kGemvPreparedV13Kernel);
+        if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
+          kernels.push_back(cuda::kGemvPreparedV12Kernel);
+          kernels.push_back(cuda::kGemvPreparedV13Kernel);
+        }
         if (M > 16) kernels.push_back(cuda::kGemmPreparedKernel);  // the prepared weights' default dispatch
         if (M > 16 && std::find(kernels.begin(), kernels.end(), 18) != kernels.end())
           kernels.push_back(cuda::kGemmPreparedV18Kernel);  // v18 reading the prepared layout
@@ -469,7 +474,7 @@ int main(int argc, char** argv) {
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
             if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel ||
-                kernel == cuda::kGemvPreparedV12Kernel)
+                kernel == cuda::kGemvPreparedV12Kernel || kernel == cuda::kGemvPreparedV13Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream, -kernel - 100);
             else if (kernel == cuda::kGemmPreparedKernel || kernel == cuda::kGemmPreparedV18Kernel)
@@ -484,6 +489,7 @@ int main(int argc, char** argv) {
           if (kernel == cuda::kGemvPreparedV10Kernel) kname = "gemv v10 prepared weights";
           else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
           else if (kernel == cuda::kGemvPreparedV12Kernel) kname = "gemv v12 prepared weights (v11 + PDL)";
+          else if (kernel == cuda::kGemvPreparedV13Kernel) kname = "gemv v13 prepared weights (row groups per CTA, bf16 FP4)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

@@ -87,19 +87,21 @@ int mx_mixed_gemv_versions();
 
 // Decode path on weights prepared once (at load time) in mma fragment order: a warp reads each
 // MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_prepared.cu;
-// version 10: f16 MMAs on every block; 11: FP4 x FP4 blocks as exact int8 MMAs; 12, the default: 11
-// launched as a programmatic dependent of its activation pre-pass);
+// version 10: f16 MMAs on every block; 11: FP4 x FP4 blocks as exact int8 MMAs; 12: 11 launched as a
+// programmatic dependent of its activation pre-pass; 13, the default: 12 prefetching each next batch
+// of weights into L2 up to 16 rows, and above 16 rows mx_gemv_decode_rows.cu's kernel: 64 rows per
+// launch pair, 32 tokens per CTA, FP4 blocks on bf16 MMAs with both scales folded in where exact);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
-// N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..16; larger
-// M runs 16 rows per launch; same contract as mx_mixed_gemv). The activations are decoded once per
+// N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..64; larger
+// M runs 64 rows (v13) or 16 rows (v10-v12) per launch; same contract as mx_mixed_gemv). The activations are decoded once per
 // call into a stream-ordered workspace (a small kernel before the GEMV).
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version = 0);
-// Any M on the same prepared weights (one resident copy for decode and prefill): M <= 16 the decode
+// Any M on the same prepared weights (one resident copy for decode and prefill): M <= 64 the decode
 // path above; larger M GEMM v18 where mx_mixed_gemm picks it (both operands dequantized to bounded
 // BF16 scratch, cuBLAS BF16 GEMM with FP32 accumulation, exact fix-up for values below 2^-126),
 // otherwise v15 reading the prepared layout directly. version: 0 that choice, 15 or 18 to force one (M > 16). Same contract as
@@ -121,13 +123,14 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel / V11 / V12: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel / V11 / V12 / V13: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
 inline constexpr int kGemvPreparedV10Kernel = -110;
 inline constexpr int kGemvPreparedV11Kernel = -111;
 inline constexpr int kGemvPreparedV12Kernel = -112;
+inline constexpr int kGemvPreparedV13Kernel = -113;
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
                                       int kernel);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.

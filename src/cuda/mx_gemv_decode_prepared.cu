@@ -45,107 +45,15 @@
 
 #include <algorithm>
 
-#include "cuda/mx_mixed_device.cuh"
-#include "cuda/ptx_helpers.cuh"
+#include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/scratch.cuh"
 
 namespace micromix::cuda {
 namespace {
 
-using namespace mixed;
-using namespace ptx;
+using namespace gemvp;
 
 constexpr int kWarpsDefault = 8;  // warps per 16-row group (split K); the fused path may use 16
-
-struct V10Args {
-  SegView a;                 // activations, row-major MX
-  const uint8_t* wc[3];      // prepared weight codes per segment
-  const uint8_t* ws[3];      // prepared weight scales per segment
-  int64_t M, N;
-  int nb[3];                 // MX blocks per row of each segment
-  int64_t groups;            // N / 16
-  void* y;
-  int out_f32;
-  int fp6_e2m3;
-  // Activations decoded once per launch (prepare_activations): per K block and token (8 NT of
-  // them) 32 f16 values in the lanes' pair order, and the token's scale as a float (0 past M).
-  const uint4* act;    // [nkb][8 NT][4] x 16 bytes
-  const float* act_s;  // [nkb][8 NT]
-  int seg_start[3];    // first K block of each segment
-  int act_words;       // the activation segments allow word loads (FP4 4-, FP6 2-, FP8 8-byte aligned)
-};
-
-__host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
-
-// 8 FP4 codes (a word, code i in nibble i) -> f16x2 pairs (c0, c1), (c2, c3), (c4, c5), (c6, c7).
-// E2M1's f16 values have zero low bytes: a byte table of the 8 high bytes, the sign ORed in.
-__device__ __forceinline__ void fp4x8_to_f16(uint32_t w, uint32_t (&P)[4]) {
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const uint32_t x = h ? w >> 16 : w;
-    uint32_t hi = prmt(0x3E3C3800u, 0x46444240u, x & 0x7777u);
-    const uint32_t sg = prmt(0x80808080u, 0x80808080u, x);  // byte bit 0 = the code's sign
-    hi |= (sg << 7) & 0x80808080u;
-    P[2 * h] = prmt(hi, 0u, 0x1404u);
-    P[2 * h + 1] = prmt(hi, 0u, 0x3424u);
-  }
-}
-
-// 4 FP6 codes (low 24 bits) -> 2 f16x2 pairs of value * 2^-6 (E2M3) or * 2^-4 (E3M2).
-__device__ __forceinline__ void fp6x4_to_f16(uint32_t x, bool e2m3, uint32_t& p0, uint32_t& p1) {
-  const uint32_t b = (x & 0x3Fu) | ((x << 2) & 0x3F00u) | ((x << 4) & 0x3F0000u) | ((x << 6) & 0x3F000000u);
-  const uint32_t sign = (b << 2) & 0x80808080u;
-  const uint32_t e = e2m3 ? (b & 0x1F1F1F1Fu) | sign : ((b << 1) & 0x3E3E3E3Eu) | sign;
-  p0 = e4m3x2_to_f16x2(e);
-  p1 = e4m3x2_to_f16x2(e >> 16);
-}
-
-
-// Elements 8q .. 8q + 7 of one row's block as 4 f16x2 pairs (FP6: times 2^-6 / 2^-4). For FP6 the 6
-// bytes come as lo (bytes 0-3) and hi (bytes 4-5 in the low half).
-template <int SEG>
-__device__ __forceinline__ void row_pairs(uint32_t lo, uint32_t hi, bool e2m3, uint32_t (&P)[4]) {
-  if constexpr (SEG == 0) {
-    fp4x8_to_f16(lo, P);
-  } else if constexpr (SEG == 1) {
-    fp6x4_to_f16(lo & 0xFFFFFFu, e2m3, P[0], P[1]);
-    fp6x4_to_f16((lo >> 24) | (hi << 8), e2m3, P[2], P[3]);
-  } else {
-    P[0] = e4m3x2_to_f16x2(lo);
-    P[1] = e4m3x2_to_f16x2(lo >> 16);
-    P[2] = e4m3x2_to_f16x2(hi);
-    P[3] = e4m3x2_to_f16x2(hi >> 16);
-  }
-}
-
-// v11: 8 FP4 codes (code i in nibble i) -> unsigned bytes 2 v + 12 of codes 0-3 (lo) and 4-7 (hi).
-// PRMT's selector nibble is the code: bits 0-2 pick a table byte, bit 3 (the sign) makes PRMT
-// replicate that byte's top bit instead (0 here). Positive codes read kUp = 12 + 2|v| from `w`,
-// negative ones kUn = 12 - 2|v| from the sign-flipped word; the other table gives 0.
-__device__ __forceinline__ void fp4x8_to_u8(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  constexpr uint32_t kUp0 = 0x0F0E0D0Cu, kUp1 = 0x18141210u;  // 12 + {0, 1, 2, 3, 4, 6, 8, 12}
-  constexpr uint32_t kUn0 = 0x090A0B0Cu, kUn1 = 0x00040608u;  // 12 - {0, 1, 2, 3, 4, 6, 8, 12}
-  const uint32_t x = w ^ 0x88888888u;
-  lo = prmt(kUp0, kUp1, w) | prmt(kUn0, kUn1, x);
-  hi = prmt(kUp0, kUp1, w >> 16) | prmt(kUn0, kUn1, x >> 16);
-}
-
-// v11 activations: 8 FP4 codes -> signed bytes 2 v (lo: codes 0-3, hi: 4-7); returns their sum.
-// Byte tables of +2|v| and -2|v| indexed by the magnitude bits, then one PRMT per 4 codes picks the
-// positive or the negative byte by the code's sign (selector nibble j or j + 4); the sum by dp4a.
-__device__ __forceinline__ int fp4x8_to_s8(uint32_t w, uint32_t& lo, uint32_t& hi) {
-  constexpr uint32_t kP0 = 0x03020100u, kP1 = 0x0C080604u;  // {0, 1, 2, 3, 4, 6, 8, 12}
-  constexpr uint32_t kN0 = 0xFDFEFF00u, kN1 = 0xF4F8FAFCu;  // their negations as bytes
-  const uint32_t m = w & 0x77777777u, sel = 0x32103210u | ((w >> 1) & 0x44444444u);
-  lo = prmt(prmt(kP0, kP1, m), prmt(kN0, kN1, m), sel);
-  hi = prmt(prmt(kP0, kP1, m >> 16), prmt(kN0, kN1, m >> 16), sel >> 16);
-  return __dp4a(static_cast<int>(lo), 0x01010101, __dp4a(static_cast<int>(hi), 0x01010101, 0));
-}
-
-template <int NT>
-struct Acc {
-  float c[NT][4];
-};
 
 // The raw bytes one lane needs for one MX block: its weight words (rows g and g + 8) and scale
 // pair, and per token tile the activation words of token 8t + g and the scale codes of tokens
@@ -193,17 +101,7 @@ __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
 template <int SEG, int NT, bool INT4, bool FUSED>
 __device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* wssrc, const ActPtrs& ap, int g, int q,
                                            BlockRaw<NT>& r) {
-  if constexpr (SEG == 0) {
-    const uint2 v = ld_nc_v2(wsrc);
-    r.wg[0] = v.x, r.wg[1] = 0u, r.wg8[0] = v.y, r.wg8[1] = 0u;
-  } else if constexpr (SEG == 1) {
-    const uint32_t w0 = ld_nc_u32(wsrc), w1 = ld_nc_u32(wsrc + 4), w2 = ld_nc_u32(wsrc + 8);
-    r.wg[0] = w0, r.wg[1] = w1 & 0xFFFFu, r.wg8[0] = (w1 >> 16) | (w2 << 16), r.wg8[1] = w2 >> 16;
-  } else {
-    const uint4 v = ld_nc_v4(wsrc);
-    r.wg[0] = v.x, r.wg[1] = v.y, r.wg8[0] = v.z, r.wg8[1] = v.w;
-  }
-  r.sw2 = ld_nc_u16(wssrc);
+  load_weight_words<SEG>(wsrc, wssrc, r.wg, r.wg8, r.sw2);
   if constexpr (FUSED) {  // token 0 only: lanes of other tokens (g > 0) and pairs (q > 0) read zeros
     const uint4 b = *ap.b;
     r.b[0] = g == 0 ? b : make_uint4(0u, 0u, 0u, 0u);
@@ -299,105 +197,6 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   }
 }
 
-// Warp w's first U blocks of segment SEG into L2 (each lane prefetches its bytes of the block's
-// contiguous run): issued before the wait on the activation pre-pass (v12's programmatic launch).
-template <int SEG, int kWarps>
-__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, int64_t G, int warp, int lane) {
-  constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
-  const int nb = p.nb[SEG];
-  if (warp >= nb) return;
-  const int64_t at = prepared_index(G, warp, nb, p.groups);
-  const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;
-  const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
-#pragma unroll
-  for (int u = 0; u < U; ++u)
-    if (warp + u * kWarps < nb) prefetch_l2(wsrc + u * kWarps * step * bpb);
-}
-
-// Thread per (K block, token, q): token's elements 8q .. 8q + 7 of the block as 4 f16 pairs (FP6:
-// times 2^-6 / 2^-4), zeros past M; q = 0 also writes the token's scale (0 past M). INT4 (v11): FP4
-// blocks as 8 signed bytes 2 v instead, their scale times 1/4, and -12 times the block's byte sum
-// (the 4 threads of a token are adjacent lanes: the launch covers whole warps, and the thread count
-// is a multiple of 4, so a quad is live or dead as a whole).
-// One (K block, token, quarter q) of the activations, decoded: 4 f16 pairs or (INT4, FP4 blocks) 8
-// signed bytes, the token's scale (times 1/4 on the integer path) and -12 times the block's byte sum
-// (a quad shuffle over q: the calling warp's lanes must all be here, quads live or dead together).
-struct ActQuarter {
-  uint4 b;
-  float s;
-  int c;
-};
-
-template <bool INT4>
-__device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool live, int kb, int tok, int q) {
-  const int seg = kb < p.seg_start[1] ? 0 : kb < p.seg_start[2] ? 1 : 2;
-  const int lb = kb - p.seg_start[seg];
-  uint32_t P[4] = {0u, 0u, 0u, 0u};
-  float sc = 0.0f;
-  int sum = 0;
-  if (live && tok < p.M) {
-    const int bpb = block_bytes(seg), bpr = bpb / 4;
-    const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
-    uint32_t lo = 0u, hi = 0u;
-    if (p.act_words) {  // 4 / 6 / 8 bytes as one 4-byte, three 2-byte or one 8-byte load
-      if (seg == 0) {
-        lo = *reinterpret_cast<const uint32_t*>(src);
-      } else if (seg == 1) {
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
-        lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
-        hi = h[2];
-      } else {
-        const uint2 v = *reinterpret_cast<const uint2*>(src);
-        lo = v.x, hi = v.y;
-      }
-    } else {
-      for (int j = 0; j < bpr; ++j) {  // any alignment
-        const uint32_t byte = src[j];
-        if (j < 4) lo |= byte << (8 * j);
-        else hi |= byte << (8 * (j - 4));
-      }
-    }
-    sc = scale_f32(p.a.scales[seg][tok * p.a.blocks[seg] + lb]);
-    if (INT4 && seg == 0) {
-      sum = fp4x8_to_s8(lo, P[0], P[1]);
-      sc *= 0.25f;  // (2a)(2w) = 4 aw; exact (the smallest scale 2^-127 becomes 2^-129, still a float)
-    } else if (seg == 0) {
-      row_pairs<0>(lo, hi, p.fp6_e2m3, P);
-    } else if (seg == 1) {
-      row_pairs<1>(lo, hi, p.fp6_e2m3, P);
-    } else {
-      row_pairs<2>(lo, hi, p.fp6_e2m3, P);
-    }
-  }
-  if constexpr (INT4) {
-    sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
-    sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
-  }
-  return {make_uint4(P[0], P[1], P[2], P[3]), sc, -12 * sum};
-}
-
-// Thread per (K block, token, q) of 8 NT token slots (zeros past M); the launch covers whole warps
-// and the thread count is a multiple of 4. INT4, FP4 blocks: the slot (kb, token, q) carries its 8
-// bytes and, in its other half, the starting sums of tokens 2q and 2q + 1 of its 8-token tile (the
-// GEMV lane that reads this slot accumulates those two tokens; one warp holds a tile's 8 tokens).
-template <int NT, bool INT4>
-__global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s) {
-  griddep_launch_dependents();  // v12: the GEMV's CTAs may start and prefetch their weights now
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  const bool live = i < nkb * 8 * NT * 4;
-  const int q = i & 3, kt = i >> 2;
-  const int kb = live ? kt / (8 * NT) : 0;
-  const int tok = kt - kb * 8 * NT;
-  ActQuarter d = decode_act_quarter<INT4>(p, live, kb, tok, q);
-  if constexpr (INT4) {
-    const int c0 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q), c1 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q + 4);
-    if (kb < p.seg_start[1]) d.b.z = static_cast<uint32_t>(c0), d.b.w = static_cast<uint32_t>(c1);
-  }
-  if (!live) return;
-  act[i] = d.b;
-  if (q == 0) act_s[kt] = d.s;
-}
-
 // Occupancy: v11 at M = 1 (NT = 1, !PAIR) runs 4 CTAs (32 warps) per SM at <= 64 registers (4 bytes
 // spilled): H100, 70/20/10, against 3 CTAs: Llama-3.1-70B down 90.4 -> 76.0 us, o 36.0 -> 30.5,
 // gate_up 155.5 -> 151.2, qkv 37.7 -> 41.6; 8B gate_up 51.9 -> 48.4, down 29.3 -> 30.5 (separate
@@ -455,18 +254,8 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
     for (int i = 0; i < 4; ++i) red[warp][lane][4 * t + i] = acc.c[t][i];
   __syncthreads();
   if (warp != 0) return;
-#pragma unroll
-  for (int t = 0; t < NT; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float s = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) s += red[w][lane][4 * t + i];  // fixed order
-      const int64_t tok = 8 * t + 2 * q + (i & 1), row = 16 * G + g + 8 * (i >> 1);
-      if (tok >= p.M) continue;
-      if (p.out_f32) static_cast<float*>(p.y)[tok * p.N + row] = s;
-      else static_cast<__nv_bfloat16*>(p.y)[tok * p.N + row] = __float2bfloat16_rn(s);
-    }
+  sum_warp_partials<NT>(red, 0, kWarps, lane, acc);
+  store_acc<NT>(p, acc, G, g, q, 0);
 }
 
 // Thread per (row group, block, lane) of one segment: gathers the lane's 2 x bpr bytes and, for
@@ -525,21 +314,6 @@ constexpr size_t kFusedMaxBytes = 70 * 1024;
 constexpr int kFusedMaxBlocks = 128;
 static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
 
-// gemv_frag after the activation pre-pass; pdl (v12): as a programmatic dependent launch, so that its
-// CTAs start (and prefetch weights) while the pre-pass runs.
-template <class Kernel>
-void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(threads);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  MM_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, nkb));
-}
 
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
@@ -581,7 +355,7 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   if (nkb > 0) {
     const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
     const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
-    prepare_activations<NT, INT4><<<blocks, 256, 0, s>>>(q, nkb, act, act_s);
+    prepare_activations<NT, INT4><<<blocks, 256, 0, s>>>(q, nkb, act, act_s, nullptr);
     MM_CUDA_CHECK(cudaGetLastError());
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
@@ -592,14 +366,14 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 12; }
+int mx_mixed_gemv_prepared_default_version() { return 13; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE(version >= 10 && version <= 12,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10, 11 or 12)");
+  MM_CUDA_REQUIRE(version >= 10 && version <= 13,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10, 11, 12 or 13)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -624,18 +398,24 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // the first launch that runs the pre-pass.
   const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
   uint8_t* ws = nullptr;
-  // 16 activation rows per launch (the decode range is M <= 16; larger M works, one pair of launches per 16).
-  for (int64_t m0 = 0; m0 < a.rows; m0 += 16) {
+  // Rows per launch pair: 16 (v10-v12; the decode range is M <= 16, larger M works), 64 (v13).
+  // v13 = v12 up to 16 rows, the rows kernel beyond (mx_gemv_decode_rows.cu).
+  const bool rows = version == 13 && a.rows > 16;
+  const int64_t rows_per_launch = rows ? kRowsTokens : 16;
+  if (rows) ws = static_cast<uint8_t*>(scratch_alloc(gemv_rows_workspace(nkb), s));
+  for (int64_t m0 = 0; m0 < a.rows; m0 += rows_per_launch) {
     V10Args q = p;
-    q.M = std::min<int64_t>(16, a.rows - m0);
+    q.M = std::min<int64_t>(rows_per_launch, a.rows - m0);
     for (int seg = 0; seg < mx::kSegments; ++seg) {
       q.a.codes[seg] = p.a.codes[seg] + m0 * p.a.row_bytes[seg];
       q.a.scales[seg] = p.a.scales[seg] + m0 * p.a.blocks[seg];
     }
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
     const bool two = q.M > 8;
-    const bool pdl = version == 12;
-    if (version >= 11) {
+    const bool pdl = version >= 12;
+    if (rows) {
+      gemv_rows_launch(q, nkb, ws, s);
+    } else if (version >= 11) {
       if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
       else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
     } else {

@@ -54,6 +54,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV10Kernel);  // f16 MMAs on prepared weights
   k.push_back(cuda::kGemvPreparedV11Kernel);  // FP4 blocks on int8 MMAs
   k.push_back(cuda::kGemvPreparedV12Kernel);  // v11 launched after its pre-pass programmatically
+  k.push_back(cuda::kGemvPreparedV13Kernel);  // row groups per CTA, FP4 on bf16 MMAs with folded scales
   return k;
 }
 
@@ -241,6 +242,12 @@ TEST(CudaMxMixedGemv, OddSegmentMixes) {
       {2, 4096, 4096, MixedSplit{2880, 832, 384}},
       {13, 64, 32 * 37, MixedSplit{32 * 35, 32, 32, ElemFormat::fp6_e2m3}},
       {5, 80, 32 * 41, MixedSplit{32, 32 * 39, 32}},
+      // above 16 rows (v13's rows kernel: one or two 32-token chunks, then a second launch)
+      {17, 16, 96, MixedSplit{32, 32, 32}},
+      {33, 48, 32, MixedSplit{0, 0, 32}},
+      {64, 32, 64, MixedSplit{0, 64, 0, ElemFormat::fp6_e2m3}},
+      {45, 144, 32 * 37, MixedSplit{32 * 35, 32, 32}},
+      {71, 64, 32 * 9, MixedSplit{32 * 3, 32 * 5, 32}},
   };
   for (const auto& c : cases)
     for (int kernel : decode_kernels()) check_gemm(c, kernel);
@@ -279,6 +286,15 @@ TEST(CudaMxMixedGemm, EmptyKWritesZeros) {
   for (int kernel : {-2, -3, -4, -5, 0, 1, 2, 3, 4, 5}) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (float v : y) ASSERT_EQ(v, 0.0f) << "kernel " << kernel;
+  }
+  for (int64_t M : {3, 40}) {  // the prepared decode path, v13's rows kernel included
+    const auto xm = quantize_mixed({}, M, 0, {}, MixedSplit{});
+    for (int kernel : {cuda::kGemvPreparedKernel, cuda::kGemvPreparedV12Kernel, cuda::kGemvPreparedV13Kernel,
+                       cuda::kGemmPreparedKernel}) {
+      const auto y = cuda::mx_mixed_gemm_host(xm, wq, cuda::OutType::f32, kernel);
+      ASSERT_EQ(y.size(), static_cast<size_t>(M * 16));
+      for (float v : y) ASSERT_EQ(v, 0.0f) << "kernel " << kernel << " M=" << M;
+    }
   }
 }
 
@@ -408,13 +424,14 @@ TEST(CudaMxMixedGemmFp8, NaNScalesPoisonTheirRowAndColumn) {
     }
 }
 
-// The prepared decode versions at M = 1 (v11 skips the odd tokens' promotion there) and M = 9 (two
+// The prepared decode versions at M = 1 (v11 skips the odd tokens' promotion there), M = 9 (two
 // token tiles): extreme per-block scales and NaN scales in an FP4-heavy split, where v11's integer
 // path carries most of K, plus every FP4 code pair (random raw codes, -0 included).
 TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
-  for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel})
-    for (int64_t M : {1, 9}) {
+  for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
+                     cuda::kGemvPreparedV13Kernel})
+    for (int64_t M : {1, 9, 33, 70}) {
       const GemmCase c{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, ElemFormat::fp6_e2m3}};
       const auto perm = random_permutation(c.K);
       const std::string what = "kernel " + std::to_string(kernel) + " M=" + std::to_string(M);

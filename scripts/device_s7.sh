@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Session-7 runs on the device (binaries in .devgpu/): the prepared decode path's v13 (row groups per
+# CTA, FP4 blocks on bf16 MMAs with folded scales) against v12 and the baselines, same process.
+#   bash scripts/device_s7.sh [comma list of parts]
+#   tests     the GPU tests (CudaMx*, MxMixed*)
+#   sanitize  compute-sanitizer memcheck and racecheck on the decode tests
+#   rows      M = 1 .. 128 (S7_MS): prepared v10-v13, default dispatches, cuBLAS BF16 / cuBLASLt FP8
+#   rg        v13 with 1, 2, 4, 8 row groups per CTA (MICROMIX_GEMV_RG) at M = S7_RG_MS
+#   pf        (session 7 A/B, code since removed) v13 with and without an in-loop L2 prefetch
+#   70b       Llama-3.1-70B at M = 16, 32, 64: the same kernels
+#   ncu       ncu on v13's rows kernel (70/20/10): gate_up at M = 64 (8 row groups per CTA), o at M = 32
+# Logs and JSON in $OUT/s7_<parts>.tgz.
+source "$(dirname "$0")/device_env.sh"
+parts=${1:-tests,rows}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+MIX=calib-smollm2@5:0.635:0.352:e2m3
+if has tests; then
+  timeout 300 $D/micromix_tests --gtest_filter='CudaMx*:MxMixed*' > "$OUT/s7_tests.log" 2>&1
+  echo "tests rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" "$OUT/s7_tests.log" | head -20
+fi
+if has sanitize; then
+  F='CudaMxMixedGemv.*'
+  timeout 400 compute-sanitizer --tool memcheck $D/micromix_tests --gtest_filter="$F" > "$OUT/s7_memcheck.log" 2>&1
+  echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|FAILED" "$OUT/s7_memcheck.log" | head -5
+  timeout 400 compute-sanitizer --tool racecheck $D/micromix_tests --gtest_filter='CudaMxMixedGemv.PreparedVersions*' > "$OUT/s7_racecheck.log" 2>&1
+  echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY|ERROR SUMMARY|FAILED" "$OUT/s7_racecheck.log" | head -5
+fi
+if has rows; then
+  for m in ${S7_MS:-1 8 16 32 64 128}; do
+    timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m --mix $MIX --json "$OUT/s7_r$m.json" 2>&1 | grep -E "^\| |device" | grep -vE "^\|---" > "$OUT/s7_r$m.txt"
+    echo "rows M=$m rc=$?"
+  done
+fi
+if has rg; then
+  for m in ${S7_RG_MS:-16 64}; do
+    for rg in 1 2 4 8; do
+      MICROMIX_GEMV_RG=$rg timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_rg${rg}_m$m.txt" 2>&1
+      echo "rg=$rg M=$m rc=$?"
+    done
+  done
+fi
+if has 70b; then
+  for m in 16 32 64; do
+    timeout 200 $D/bench_gemm --model llama3.1-70b --kernels -1 --reps 10 --m $m --mix $MIX --json "$OUT/s7_70b_m$m.json" 2>&1 | grep -E "^\| " | grep -vE "^\|---" > "$OUT/s7_70b_m$m.txt"
+    echo "70b M=$m rc=$?"
+  done
+fi
+if has pf; then
+  for round in 1 2; do
+    for pf in 1 0; do
+      for m in 32 64; do
+        MICROMIX_GEMV_L2PF=$pf timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_pf${pf}_m${m}_r$round.txt" 2>&1
+        echo "pf=$pf M=$m round $round rc=$?"
+      done
+    done
+  done
+fi
+if has ncu; then
+  S="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section InstructionStats"
+  ncu_run() {  # layer M kernel-regex; --launch-skip 20: the first launch of the third mix (70/20/10)
+    echo "=== $1 M=$2 $3" >> "$OUT/s7_ncu.txt"
+    timeout 200 ncu $S --kernel-name-base mangled -k regex:$3 --launch-skip 20 --launch-count 1 \
+      $D/bench_gemm --kernels -1 --reps 1 --m $2 --only $1 >> "$OUT/s7_ncu.txt" 2>&1
+  }
+  ncu_run gate_up 64 gemv_rowsILi4ELi8E
+  ncu_run o 32 gemv_rowsILi4ELi1E
+  grep -E "===|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Executed Ipc|Grid Size|L2 Hit|Stall|Block Limit|Executed Instructions " "$OUT/s7_ncu.txt" | head -80
+fi
+tag=$(echo "$parts" | tr ',' '_')
+(cd "$OUT" && tar czf "s7_$tag.tgz" s7_*.txt s7_*.json s7_*.log 2>/dev/null; find . -name 's7_*' ! -name 's7_*.tgz' -delete)
