@@ -131,8 +131,10 @@ inline constexpr int kGemvPreparedV10Kernel = -110;
 inline constexpr int kGemvPreparedV11Kernel = -111;
 inline constexpr int kGemvPreparedV12Kernel = -112;
 inline constexpr int kGemvPreparedV13Kernel = -113;
+// a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
+// address (tests: every op must reject such operands with an error).
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
-                                      int kernel);
+                                      int kernel, int a_code_offset = 0);
 // x (M, K) as bf16 bits -> mixed matrix with the same split and perm as `like` describes.
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
                                            std::span<const int32_t> perm, const mx::MixedSplit& split,

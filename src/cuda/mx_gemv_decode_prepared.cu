@@ -373,7 +373,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
   MM_CUDA_REQUIRE(version >= 10 && version <= 13,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10, 11, 12 or 13)");
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 13)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -384,7 +384,6 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   }
   p.M = a.rows;
   p.N = w_prepared.rows;
-  p.act_words = codes_aligned(p.a, 4, 2, 8) ? 1 : 0;
   p.groups = p.N / 16;
   p.y = d_y;
   p.out_f32 = out == OutType::f32;

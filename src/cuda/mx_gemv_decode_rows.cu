@@ -19,7 +19,9 @@
 // the activations just in time left every block waiting for an L2 round trip (1.6x slower).
 // Measured and not kept (H100, session 7): prefetching each next batch of weights into L2 (5-15%
 // slower: these kernels are issue-bound), several row groups per CTA except on wide layers (see
-// gemv_rows_groups_per_cta), 64 tokens per CTA (registers).
+// gemv_rows_groups_per_cta), and "v14": every operand staged in shared memory by cp.async in a ring
+// of steps with one CTA barrier per step, 64 tokens per CTA (so each weight conversion feeds 8
+// tiles): 1.3-2.2x slower than this kernel on every 8B layer at M = 32 and 64.
 #include <cstdlib>
 
 #include "cuda/mx_gemv_prepared_common.cuh"
@@ -65,59 +67,74 @@ __device__ __forceinline__ void load_rows_block(const uint8_t* wsrc, const uint8
   }
 }
 
-// One block against this CTA's NT token tiles. FP4 with every scale foldable: bf16 MMAs straight
-// into the accumulators. Otherwise a fresh FP32 partial per tile, promoted with the weight scale and
-// the activation scale (1 for a folded token).
-template <int SEG, int NT>
-__device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_lut, const RowsRaw<NT>& r, const RowsAct& a,
-                                           Acc<NT>& acc) {
-  const unsigned s0 = r.sw2 & 0xFFu, s8 = r.sw2 >> 8;
+// One block against this CTA's NT token tiles: w / w8 / sw2 the lane's weight words and scale codes,
+// b_of(t) the activation slot of tile t, sa_of(t) the scales of tokens 8t + 2q, + 1 (read only where
+// needed). FP4 with every scale foldable: bf16 MMAs straight into the accumulators. Otherwise a fresh
+// FP32 partial per tile, promoted with the weight scale and the activation scale (1 for a folded token).
+template <int SEG, int NT, class BOf, class SaOf>
+__device__ __forceinline__ void block_mma(const V10Args& p, const float* scale_lut, const uint32_t (&w)[2],
+                                          const uint32_t (&w8)[2], unsigned sw2, bool folded, const BOf& b_of,
+                                          const SaOf& sa_of, Acc<NT>& acc) {
+  const unsigned s0 = sw2 & 0xFFu, s8 = sw2 >> 8;
   uint32_t A[4], A8[4];
   float undo = 1.0f;
-  float2 sa[NT];
   if constexpr (SEG == 0) {
-    fp4x8_to_bf16(r.w[0], A);
-    fp4x8_to_bf16(r.w8[0], A8);
-    if (__all_sync(0xFFFFFFFFu, foldable(s0) && foldable(s8)) && r.folded != 0) {
+    fp4x8_to_bf16(w[0], A);
+    fp4x8_to_bf16(w8[0], A8);
+    if (__all_sync(0xFFFFFFFFu, foldable(s0) && foldable(s8)) && folded) {
       const uint32_t m0 = bf16_pow2_x2(s0), m8 = bf16_pow2_x2(s8);
 #pragma unroll
       for (int i = 0; i < 4; ++i) A[i] = mul_bf16x2(A[i], m0), A8[i] = mul_bf16x2(A8[i], m8);
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
-        mma_bf16(acc.c[t], A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
-        mma_bf16(acc.c[t], A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
+        const uint4 b = b_of(t);
+        mma_bf16(acc.c[t], A[0], A8[0], A[1], A8[1], b.x, b.y);
+        mma_bf16(acc.c[t], A[2], A8[2], A[3], A8[3], b.z, b.w);
       }
       return;
     }
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {  // rare: the scales were not needed until now
-      const uint2 v = ld_nc_v2(a.s + 8 * t);
-      sa[t] = make_float2(__uint_as_float(v.x), __uint_as_float(v.y));
-    }
   } else {
-    row_pairs<SEG>(r.w[0], r.w[1], p.fp6_e2m3, A);
-    row_pairs<SEG>(r.w8[0], r.w8[1], p.fp6_e2m3, A8);
+    row_pairs<SEG>(w[0], w[1], p.fp6_e2m3, A);
+    row_pairs<SEG>(w8[0], w8[1], p.fp6_e2m3, A8);
     // FP6 values reach the MMA scaled by 2^-k on both sides: undone with the weight scale.
     undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
-#pragma unroll
-    for (int t = 0; t < NT; ++t) sa[t] = r.sa[t];
   }
   const float swg = scale_lut[s0] * undo, swg8 = scale_lut[s8] * undo;
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
+    const uint4 b = b_of(t);
+    const float2 sa = sa_of(t);
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if constexpr (SEG == 0) {
-      mma_bf16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
-      mma_bf16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
+      mma_bf16(tmp, A[0], A8[0], A[1], A8[1], b.x, b.y);
+      mma_bf16(tmp, A[2], A8[2], A[3], A8[3], b.z, b.w);
     } else {
-      mma_f16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
-      mma_f16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
+      mma_f16(tmp, A[0], A8[0], A[1], A8[1], b.x, b.y);
+      mma_f16(tmp, A[2], A8[2], A[3], A8[3], b.z, b.w);
     }
-    acc.c[t][0] = fmaf(tmp[0] * swg, sa[t].x, acc.c[t][0]);
-    acc.c[t][1] = fmaf(tmp[1] * swg, sa[t].y, acc.c[t][1]);
-    acc.c[t][2] = fmaf(tmp[2] * swg8, sa[t].x, acc.c[t][2]);
-    acc.c[t][3] = fmaf(tmp[3] * swg8, sa[t].y, acc.c[t][3]);
+    acc.c[t][0] = fmaf(tmp[0] * swg, sa.x, acc.c[t][0]);
+    acc.c[t][1] = fmaf(tmp[1] * swg, sa.y, acc.c[t][1]);
+    acc.c[t][2] = fmaf(tmp[2] * swg8, sa.x, acc.c[t][2]);
+    acc.c[t][3] = fmaf(tmp[3] * swg8, sa.y, acc.c[t][3]);
   }
+}
+
+// v13: the block's raw bytes from registers (RowsRaw); FP4's scales, needed only where a block is not
+// folded, loaded then.
+template <int SEG, int NT>
+__device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_lut, const RowsRaw<NT>& r, const RowsAct& a,
+                                           Acc<NT>& acc) {
+  block_mma<SEG, NT>(
+      p, scale_lut, r.w, r.w8, r.sw2, r.folded != 0, [&](int t) { return r.b[t]; },
+      [&](int t) {
+        if constexpr (SEG == 0) {
+          const uint2 v = ld_nc_v2(a.s + 8 * t);
+          return make_float2(__uint_as_float(v.x), __uint_as_float(v.y));
+        } else {
+          return r.sa[t];
+        }
+      },
+      acc);
 }
 
 __device__ __forceinline__ RowsAct rows_act_advance(const RowsAct& a, int blocks, int tiles) {
@@ -142,8 +159,6 @@ __device__ __forceinline__ void rows_segment(const V10Args& p, const float* scal
             p.act_s + static_cast<int64_t>(kb) * 8 * tiles + 8 * tile0 + 2 * q, p.act_f + kb};
   int lb = ks;
   for (; lb + KS * (U - 1) < nb; lb += KS * U) {
-    // The next batch's weights into L2 now, so that its loads wait for L2, not DRAM (every block is a
-    // round trip per warp; a CTA's warps run ~8 batches in a row).
     RowsRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)

@@ -29,7 +29,6 @@ struct V10Args {
   const int* act_f;    // v13: [nkb] 1 where every token's FP4 block was folded (scaled) into bf16
   int act_tiles;       // v13: token tiles per K block in act (NT of the pre-pass)
   int seg_start[3];    // first K block of each segment
-  int act_words;       // the activation segments allow word loads (FP4 4-, FP6 2-, FP8 8-byte aligned)
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
@@ -220,24 +219,18 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
   if (live && tok < p.M) {
     const int bpb = block_bytes(seg), bpr = bpb / 4;
     const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
+    // 4 / 6 / 8 bytes as one 4-byte, three 2-byte or one 8-byte load: check_operands requires 16-byte
+    // aligned segments, and rows and blocks keep that alignment for these sizes.
     uint32_t lo = 0u, hi = 0u;
-    if (p.act_words) {  // 4 / 6 / 8 bytes as one 4-byte, three 2-byte or one 8-byte load
-      if (seg == 0) {
-        lo = *reinterpret_cast<const uint32_t*>(src);
-      } else if (seg == 1) {
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
-        lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
-        hi = h[2];
-      } else {
-        const uint2 v = *reinterpret_cast<const uint2*>(src);
-        lo = v.x, hi = v.y;
-      }
+    if (seg == 0) {
+      lo = *reinterpret_cast<const uint32_t*>(src);
+    } else if (seg == 1) {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+      lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
+      hi = h[2];
     } else {
-      for (int j = 0; j < bpr; ++j) {  // any alignment
-        const uint32_t byte = src[j];
-        if (j < 4) lo |= byte << (8 * j);
-        else hi |= byte << (8 * (j - 4));
-      }
+      const uint2 v = *reinterpret_cast<const uint2*>(src);
+      lo = v.x, hi = v.y;
     }
     const unsigned code = p.a.scales[seg][tok * p.a.blocks[seg] + lb];
     sc = scale_f32(code);

@@ -11,23 +11,23 @@
 namespace micromix::cuda {
 namespace {
 
-// Device copies of the three segments of a mixed matrix.
+// Device copies of the three segments of a mixed matrix (codes `offset` bytes into their buffers).
 struct DeviceMixed {
   std::unique_ptr<DeviceBuffer<uint8_t>> codes[mx::kSegments], scales[mx::kSegments];
   MxMixedDevice view;
 
-  explicit DeviceMixed(const mx::MxMixedMatrix& m) {
+  explicit DeviceMixed(const mx::MxMixedMatrix& m, int offset = 0) {
     view.rows = m.rows;
     view.split = m.split;
     for (int s = 0; s < mx::kSegments; ++s) {
       const mx::MxMatrix& g = m.seg[s];
-      codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size());
+      codes[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.codes.size() + static_cast<size_t>(offset));
       scales[s] = std::make_unique<DeviceBuffer<uint8_t>>(g.scales.size());
       if (!g.codes.empty())
-        MM_CUDA_CHECK(cudaMemcpy(codes[s]->ptr, g.codes.data(), g.codes.size(), cudaMemcpyHostToDevice));
+        MM_CUDA_CHECK(cudaMemcpy(codes[s]->ptr + offset, g.codes.data(), g.codes.size(), cudaMemcpyHostToDevice));
       if (!g.scales.empty())
         MM_CUDA_CHECK(cudaMemcpy(scales[s]->ptr, g.scales.data(), g.scales.size(), cudaMemcpyHostToDevice));
-      view.codes[s] = codes[s]->ptr;
+      view.codes[s] = codes[s]->ptr + offset;
       view.scales[s] = scales[s]->ptr;
     }
   }
@@ -43,10 +43,11 @@ float bf16_bits_to_float(uint16_t h) {
 }  // namespace
 
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,
-                                      int kernel) {
+                                      int kernel, int a_code_offset) {
   MM_CUDA_REQUIRE(a.cols == w.cols, "mx_mixed_gemm_host: a and w have different K");
   MM_CUDA_REQUIRE(a.perm == w.perm, "mx_mixed_gemm_host: a and w were permuted differently");
-  const DeviceMixed da(a), dw(w);
+  MM_CUDA_REQUIRE(a_code_offset >= 0 && a_code_offset < 16, "mx_mixed_gemm_host: a_code_offset must be 0..15");
+  const DeviceMixed da(a, a_code_offset), dw(w);
   const size_t n = static_cast<size_t>(a.rows * w.rows);
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);

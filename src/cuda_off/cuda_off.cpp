@@ -37,7 +37,7 @@ void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, v
 }
 int mx_mixed_gemv_versions() { return 0; }
 void mx_release_scratch() {}
-std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int) {
+std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int, int) {
   fail("mx_mixed_gemm: micromix was built without CUDA");
 }
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const int32_t>,

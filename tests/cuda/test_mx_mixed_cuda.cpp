@@ -472,6 +472,24 @@ TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
     }
 }
 
+// Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
+// refuses them with an error instead of reading them some slower or wrong way.
+TEST(CudaMxMixedGemm, RejectsUnalignedActivationCodes) {
+  SKIP_WITHOUT_GPU();
+  const GemmCase c{5, 48, 32 * 13, MixedSplit{32 * 7, 32 * 4, 32 * 2}};
+  const auto perm = random_permutation(c.K);
+  const auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+  const auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+  for (int kernel : {0, 18, -1, cuda::kGemvPreparedKernel, cuda::kGemvPreparedV13Kernel, cuda::kGemmPreparedKernel})
+    for (int offset : {1, 4, 8})
+      EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel, offset), micromix::Error)
+          << "kernel " << kernel << " offset " << offset;
+  // offset 0 (aligned) runs
+  EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, cuda::kGemvPreparedV13Kernel, 0),
+                          matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K)),
+            1e-5);
+}
+
 TEST(CudaMxMixedGemm, RejectsBadShapes) {
   SKIP_WITHOUT_GPU();
   const auto perm = random_permutation(64);
