@@ -7,6 +7,7 @@
 #   rows      M = 1 .. 128 (S7_MS): prepared v10-v13, default dispatches, cuBLAS BF16 / cuBLASLt FP8
 #   rg        v13 with 1, 2, 4, 8 row groups per CTA (MICROMIX_GEMV_RG) at M = S7_RG_MS
 #   pf        (session 7 A/B, code since removed) v13 with and without an in-loop L2 prefetch
+#   var       (session 7 A/B, code since removed) the rows kernel's variants (MICROMIX_ROWS_VARIANT)
 #   70b       Llama-3.1-70B at M = 16, 32, 64: the same kernels
 #   ncu       ncu on v13's rows kernel (70/20/10): gate_up at M = 64 (8 row groups per CTA), o at M = 32
 # Logs and JSON in $OUT/s7_<parts>.tgz.
@@ -43,6 +44,16 @@ if has 70b; then
   for m in 16 32 64; do
     timeout 200 $D/bench_gemm --model llama3.1-70b --kernels -1 --reps 10 --m $m --mix $MIX --json "$OUT/s7_70b_m$m.json" 2>&1 | grep -E "^\| " | grep -vE "^\|---" > "$OUT/s7_70b_m$m.txt"
     echo "70b M=$m rc=$?"
+  done
+fi
+if has var; then  # v13 rows-kernel variants (MICROMIX_ROWS_VARIANT 0 / 1 / 2), alternating, two rounds
+  for round in 1 2; do
+    for v in 0 1 2; do
+      for m in 32 64; do
+        MICROMIX_ROWS_VARIANT=$v timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_var${v}_m${m}_r$round.txt" 2>&1
+        echo "var=$v M=$m round $round rc=$?"
+      done
+    done
   done
 fi
 if has pf; then

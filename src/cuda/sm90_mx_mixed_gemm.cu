@@ -480,8 +480,9 @@ void mx_mixed_gemm_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
                                                  " is not a multiple of 16 (prepared weights)");
   const int64_t M = a.rows, N = w_prepared.rows;
   if (M == 0 || N == 0) return;
-  // The prepared decode path up to 64 rows (v13's rows kernel beyond 16: 1.2-2.8x the GEMM dispatch at
-  // M = 32 and 64 on Llama-3.1-8B shapes, H100, bench/GPU_NOTES.md session 7).
+  // The prepared decode path up to 64 rows (v13's rows kernel beyond 16: 1.4-3.4x the GEMM dispatch at
+  // M = 32 and 64 on Llama-3.1-8B shapes; at M = 128 two launch pairs lose to it: gate_up 234 vs 164 us;
+  // H100, bench/GPU_NOTES.md session 7).
   if (M <= 16 || (version == 0 && M <= kPreparedGemvMaxRows)) return mx_mixed_gemv_prepared(a, w_prepared, d_y, out, stream);
   const Fp8GemmArgs f{seg_view(a), seg_view(w_prepared), M, N, a.split.n4 / mx::kBlock, a.split.n6 / mx::kBlock,
                       a.split.cols() / mx::kBlock, d_y, out == OutType::f32, a.split.fp6 == mx::ElemFormat::fp6_e2m3};
