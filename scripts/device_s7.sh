@@ -46,26 +46,19 @@ if has 70b; then
     echo "70b M=$m rc=$?"
   done
 fi
-if has var; then  # v13 rows-kernel variants (MICROMIX_ROWS_VARIANT 0 / 1 / 2), alternating, two rounds
+# ab_env VAR TAG VALUES: bench_gemm at M = 32, 64 with env VAR set to each value in turn, two rounds.
+ab_env() {
   for round in 1 2; do
-    for v in 0 1 2; do
+    for v in $3; do
       for m in 32 64; do
-        MICROMIX_ROWS_VARIANT=$v timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_var${v}_m${m}_r$round.txt" 2>&1
-        echo "var=$v M=$m round $round rc=$?"
+        env "$1=$v" timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_$2${v}_m${m}_r$round.txt" 2>&1
+        echo "$2=$v M=$m round $round rc=$?"
       done
     done
   done
-fi
-if has pf; then
-  for round in 1 2; do
-    for pf in 1 0; do
-      for m in 32 64; do
-        MICROMIX_GEMV_L2PF=$pf timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m > "$OUT/s7_pf${pf}_m${m}_r$round.txt" 2>&1
-        echo "pf=$pf M=$m round $round rc=$?"
-      done
-    done
-  done
-fi
+}
+has var && ab_env MICROMIX_ROWS_VARIANT var "0 1 2"  # v13 rows-kernel variants
+has pf && ab_env MICROMIX_GEMV_L2PF pf "1 0"         # in-loop L2 prefetch on / off
 if has ncu; then
   S="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section InstructionStats"
   ncu_run() {  # layer M kernel-regex; --launch-skip 20: the first launch of the third mix (70/20/10)
