@@ -95,7 +95,8 @@ int mx_mixed_gemv_versions();
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
 // N a multiple of 16. Then mx_mixed_gemv_prepared takes it in place of w (meant for M = 1..64; larger
-// M runs 64 rows (v13) or 16 rows (v10-v12) per launch; same contract as mx_mixed_gemv). The activations are decoded once per
+// M runs 64 rows (v13) or 16 rows (v10-v12) per launch; same contract as mx_mixed_gemv). The environment
+// variable MICROMIX_GEMV_RG (1, 2, 4 or 8; read once) overrides v13's row groups per CTA (benchmarks). The activations are decoded once per
 // call into a stream-ordered workspace (a small kernel before the GEMV).
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);

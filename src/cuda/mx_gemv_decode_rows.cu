@@ -261,10 +261,12 @@ size_t gemv_rows_workspace(int nkb) { return static_cast<size_t>(nkb) * (kRowsTo
 // per SM per token chunk (Llama-3.1-8B gate_up) and 1 otherwise: H100, M = 32 / 64, 70/20/10, the
 // best of 1, 2, 4, 8 within 10% on every 8B layer (bench/GPU_NOTES.md session 7).
 int gemv_rows_groups_per_cta(int64_t groups) {
-  if (const char* e = std::getenv("MICROMIX_GEMV_RG")) {
-    const int v = std::atoi(e);
-    if (v == 1 || v == 2 || v == 4 || v == 8) return v;
-  }
+  static const int forced = [] {  // read once per process
+    const char* e = std::getenv("MICROMIX_GEMV_RG");
+    const int v = e ? std::atoi(e) : 0;
+    return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
+  }();
+  if (forced) return forced;
   int sms = 132;
   int dev = 0;
   if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);

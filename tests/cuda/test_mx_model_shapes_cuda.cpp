@@ -81,9 +81,17 @@ TEST(CudaMxMixedGemm, ModelLayerShapesMatchSampledDoubleProducts) {
   };
   std::mt19937_64 g{std::random_device{}()};
   // (M, kernel): the decode path, the mid-M default (v10, split-K), the prefill default (v15), v12
-  // and v15 on prepared weights.
-  const std::pair<int64_t, int> runs[] = {{1, 0}, {200, 0}, {520, 0}, {520, 12}, {520, 18}, {520, cuda::kGemmPreparedKernel},
-                                           {520, cuda::kGemmPreparedV18Kernel}};
+  // and v15 on prepared weights, the prepared decode path at M = 1 and at M = 45 (v13's rows kernel,
+  // two token chunks).
+  const std::pair<int64_t, int> runs[] = {{1, 0},
+                                           {200, 0},
+                                           {520, 0},
+                                           {520, 12},
+                                           {520, 18},
+                                           {520, cuda::kGemmPreparedKernel},
+                                           {520, cuda::kGemmPreparedV18Kernel},
+                                           {1, cuda::kGemvPreparedKernel},
+                                           {45, cuda::kGemmPreparedKernel}};
   for (const auto& [model, layers] : models)
     for (const LayerShape& L : layers) {
       const MxMixedMatrix w = random_codes(L.N, L.K, g);
