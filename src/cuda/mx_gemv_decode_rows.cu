@@ -69,74 +69,59 @@ __device__ __forceinline__ void load_rows_block(const uint8_t* wsrc, const uint8
   }
 }
 
-// One block against this CTA's NT token tiles: w / w8 / sw2 the lane's weight words and scale codes,
-// b_of(t) the activation slot of tile t, sa_of(t) the scales of tokens 8t + 2q, + 1 (read only where
-// needed). FP4 with every scale foldable: bf16 MMAs straight into the accumulators. Otherwise a fresh
-// FP32 partial per tile, promoted with the weight scale and the activation scale (1 for a folded token).
-template <int SEG, int NT, class BOf, class SaOf>
-__device__ __forceinline__ void block_mma(const V10Args& p, const float* scale_lut, const uint32_t (&w)[2],
-                                          const uint32_t (&w8)[2], unsigned sw2, bool folded, const BOf& b_of,
-                                          const SaOf& sa_of, Acc<NT>& acc) {
-  const unsigned s0 = sw2 & 0xFFu, s8 = sw2 >> 8;
+// One block against this CTA's NT token tiles. FP4 with every scale foldable: bf16 MMAs straight
+// into the accumulators. Otherwise a fresh FP32 partial per tile, promoted with the weight scale and
+// the activation scale (1 for a folded token; FP4's scales, needed only here, are loaded now).
+template <int SEG, int NT>
+__device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_lut, const RowsRaw<NT>& r, const RowsAct& a,
+                                           Acc<NT>& acc) {
+  const unsigned s0 = r.sw2 & 0xFFu, s8 = r.sw2 >> 8;
   uint32_t A[4], A8[4];
   float undo = 1.0f;
+  float2 sa[NT];
   if constexpr (SEG == 0) {
-    fp4x8_to_bf16(w[0], A);
-    fp4x8_to_bf16(w8[0], A8);
-    if (__all_sync(0xFFFFFFFFu, foldable(s0) && foldable(s8)) && folded) {
+    fp4x8_to_bf16(r.w[0], A);
+    fp4x8_to_bf16(r.w8[0], A8);
+    if (__all_sync(0xFFFFFFFFu, foldable(s0) && foldable(s8)) && r.folded != 0) {
       const uint32_t m0 = bf16_pow2_x2(s0), m8 = bf16_pow2_x2(s8);
 #pragma unroll
       for (int i = 0; i < 4; ++i) A[i] = mul_bf16x2(A[i], m0), A8[i] = mul_bf16x2(A8[i], m8);
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
-        const uint4 b = b_of(t);
-        mma_bf16(acc.c[t], A[0], A8[0], A[1], A8[1], b.x, b.y);
-        mma_bf16(acc.c[t], A[2], A8[2], A[3], A8[3], b.z, b.w);
+        mma_bf16(acc.c[t], A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
+        mma_bf16(acc.c[t], A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
       }
       return;
     }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const uint2 v = ld_nc_v2(a.s + 8 * t);
+      sa[t] = make_float2(__uint_as_float(v.x), __uint_as_float(v.y));
+    }
   } else {
-    row_pairs<SEG>(w[0], w[1], p.fp6_e2m3, A);
-    row_pairs<SEG>(w8[0], w8[1], p.fp6_e2m3, A8);
+    row_pairs<SEG>(r.w[0], r.w[1], p.fp6_e2m3, A);
+    row_pairs<SEG>(r.w8[0], r.w8[1], p.fp6_e2m3, A8);
     // FP6 values reach the MMA scaled by 2^-k on both sides: undone with the weight scale.
     undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
+#pragma unroll
+    for (int t = 0; t < NT; ++t) sa[t] = r.sa[t];
   }
   const float swg = scale_lut[s0] * undo, swg8 = scale_lut[s8] * undo;
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    const uint4 b = b_of(t);
-    const float2 sa = sa_of(t);
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if constexpr (SEG == 0) {
-      mma_bf16(tmp, A[0], A8[0], A[1], A8[1], b.x, b.y);
-      mma_bf16(tmp, A[2], A8[2], A[3], A8[3], b.z, b.w);
+      mma_bf16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
+      mma_bf16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
     } else {
-      mma_f16(tmp, A[0], A8[0], A[1], A8[1], b.x, b.y);
-      mma_f16(tmp, A[2], A8[2], A[3], A8[3], b.z, b.w);
+      mma_f16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
+      mma_f16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
     }
-    acc.c[t][0] = fmaf(tmp[0] * swg, sa.x, acc.c[t][0]);
-    acc.c[t][1] = fmaf(tmp[1] * swg, sa.y, acc.c[t][1]);
-    acc.c[t][2] = fmaf(tmp[2] * swg8, sa.x, acc.c[t][2]);
-    acc.c[t][3] = fmaf(tmp[3] * swg8, sa.y, acc.c[t][3]);
+    acc.c[t][0] = fmaf(tmp[0] * swg, sa[t].x, acc.c[t][0]);
+    acc.c[t][1] = fmaf(tmp[1] * swg, sa[t].y, acc.c[t][1]);
+    acc.c[t][2] = fmaf(tmp[2] * swg8, sa[t].x, acc.c[t][2]);
+    acc.c[t][3] = fmaf(tmp[3] * swg8, sa[t].y, acc.c[t][3]);
   }
-}
-
-// v13: the block's raw bytes from registers (RowsRaw); FP4's scales, needed only where a block is not
-// folded, loaded then.
-template <int SEG, int NT>
-__device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_lut, const RowsRaw<NT>& r, const RowsAct& a,
-                                           Acc<NT>& acc) {
-  block_mma<SEG, NT>(
-      p, scale_lut, r.w, r.w8, r.sw2, r.folded != 0, [&](int t) { return r.b[t]; },
-      [&](int t) {
-        if constexpr (SEG == 0) {
-          const uint2 v = ld_nc_v2(a.s + 8 * t);
-          return make_float2(__uint_as_float(v.x), __uint_as_float(v.y));
-        } else {
-          return r.sa[t];
-        }
-      },
-      acc);
 }
 
 __device__ __forceinline__ RowsAct rows_act_advance(const RowsAct& a, int blocks, int tiles) {
@@ -267,9 +252,11 @@ int gemv_rows_groups_per_cta(int64_t groups) {
     return v == 1 || v == 2 || v == 4 || v == 8 ? v : 0;
   }();
   if (forced) return forced;
-  int sms = 132;
-  int dev = 0;
-  if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  static const int sms = [] {  // the first device's SM count (as the v11 fused path's occupancy, once)
+    int dev = 0, n = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n;
+  }();
   return groups / 8 * 2 >= 3 * static_cast<int64_t>(sms) ? 8 : 1;
 }
 
