@@ -18,19 +18,12 @@
 
 #include "micromix/cuda_mx.hpp"
 #include "micromix/mx_mixed.hpp"
+#include "bench_cuda_check.hpp"
 
 using namespace micromix;
 
 namespace {
 
-#define CK(x)                                                                      \
-  do {                                                                             \
-    cudaError_t e_ = (x);                                                          \
-    if (e_ != cudaSuccess) {                                                       \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                \
-    }                                                                              \
-  } while (0)
 
 constexpr int64_t kM = 8192;
 constexpr int kLaunches = 10;

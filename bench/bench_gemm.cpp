@@ -36,27 +36,12 @@
 #include "micromix/cuda.hpp"
 #include "micromix/cuda_mx.hpp"
 #include "micromix/mx_mixed.hpp"
+#include "bench_cuda_check.hpp"
 
 namespace {
 
 using namespace micromix;
 
-#define CK(x)                                                                            \
-  do {                                                                                   \
-    cudaError_t e_ = (x);                                                                \
-    if (e_ != cudaSuccess) {                                                             \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                      \
-    }                                                                                    \
-  } while (0)
-#define CKB(x)                                                                                  \
-  do {                                                                                          \
-    int s_ = static_cast<int>(x);                                                               \
-    if (s_ != 0) {                                                                              \
-      std::fprintf(stderr, "%s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #x, s_);      \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
 
 struct Rng {  // xorshift64*: fast random bytes for big buffers
   uint64_t s = 0x9E3779B97F4A7C15ull;

@@ -9,9 +9,10 @@
 
 namespace micromix::cuda {
 
-// True when micromix was built with CUDA and a CUDA device is usable.
+// True when micromix was built with CUDA and the current CUDA device runs its kernels (compute
+// capability 9.0: the kernels are built for sm_90a, Hopper H100 / H200).
 bool available();
-// Why available() is false, or the device name when it is true.
+// Why available() is false (no device, or a device the kernels do not run on), or the device name.
 std::string describe();
 
 // Dequantizes a packed MX matrix on the device: d_packed (rows, row_bytes), d_scales

@@ -15,7 +15,10 @@ namespace micromix::cuda {
     cudaError_t err_ = (expr);                                                                     \
     if (err_ != cudaSuccess)                                                                       \
       ::micromix::cuda::cuda_fail(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + \
-                                  #expr + ": " + cudaGetErrorString(err_));                       \
+                                  #expr + ": " + cudaGetErrorString(err_) +                       \
+                                  (err_ == cudaErrorNoKernelImageForDevice                        \
+                                       ? " (micromix's kernels are built for sm_90a, Hopper)"     \
+                                       : ""));                                                    \
   } while (0)
 #define MM_CUDA_REQUIRE(cond, msg)                   \
   do {                                               \
