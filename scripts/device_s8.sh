@@ -7,6 +7,7 @@
 #   qbench    bench_gemm --small at M = S8_MS (default 8192 7920 1024): every quantize version, two rounds
 #   fused     bench_fused_quantize (RMSNorm K = 4096, SwiGLU K = 14336, unfused, copy)
 #   ncu       ncu on quantize v9 (qkv, M = 8192, K = 4096): details and per-instruction stall samples
+#   ncudq     ncu on v18's dequantizer launches (gate_up, M = 1024)
 #   ncupipe   ncu on bench_tc_ceiling's int8-g8 pipeline kernel (qkv shape)
 #   ceiling   bench_tc_ceiling: tensor-core ceilings of the BF16, FP8 and INT8 prefill routes (twice)
 # Logs in $OUT/s8_<parts>.tgz.
@@ -40,6 +41,11 @@ if has ncupipe; then  # the int8-g8 pipeline (bench_tc_ceiling), qkv shape: wher
   S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section SchedulerStats"
   timeout 300 ncu $S -k regex:int8_g8_pipe -c 1 $D/bench_tc_ceiling --blocks 8 > "$OUT/s8_ncu_pipe.txt" 2>&1; echo "ncu pipe rc=$?"
   grep -E "Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache|Compute \(SM\)|Memory Throughput|Mem Busy|Max Bandwidth|L2 Hit|Issue Slots|No Eligible|Warp Cycles Per Issued|Achieved Occupancy" "$OUT/s8_ncu_pipe.txt" | head -30
+fi
+if has ncudq; then  # v18's dequantizer launches (weights in 64 MiB chunks, activations) on gate_up M = 1024
+  timeout 300 ncu --section SpeedOfLight --section LaunchStats -k regex:dequant -c 24 $D/bench_gemm --only gate_up --m 1024 --kernels 18 --reps 1 > "$OUT/s8_ncu_dq.txt" 2>&1
+  echo "ncu dq rc=$?"
+  grep -E "dequant|Duration|DRAM Throughput|Grid Size" "$OUT/s8_ncu_dq.txt" | sed -E 's/\(unnamed.*//' | paste - - - - | head -30
 fi
 if has ncu; then  # v9 (R = 4, K = 4096): one launch, every section plus per-instruction stall samples
   S="--section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section SchedulerStats --section InstructionStats --section SourceCounters --section ComputeWorkloadAnalysis"
