@@ -6,6 +6,7 @@
 #   tests     all GPU tests (CudaMx*, MxMixed*)
 #   qbench    bench_gemm --small at M = S8_MS (default 8192 7920 1024): every quantize version, two rounds
 #   fused     bench_fused_quantize (RMSNorm K = 4096, SwiGLU K = 14336, unfused, copy)
+#   fusedab   bench_fused_quantize_old (earlier build) and bench_fused_quantize alternating, two rounds
 #   ncu       ncu on quantize v9 (qkv, M = 8192, K = 4096): details and per-instruction stall samples
 #   ncudq     ncu on v18's dequantizer launches (gate_up, M = 1024)
 #   ncupipe   ncu on bench_tc_ceiling's int8-g8 pipeline kernel (qkv shape)
@@ -33,6 +34,15 @@ if has qbench; then
 fi
 if has fused; then
   timeout 200 $D/bench_fused_quantize > "$OUT/s8_fused.txt" 2>&1; echo "fused rc=$?"
+fi
+if has fusedab; then  # bench_fused_quantize_old (previous build, copied by hand) against the new one, alternating
+  for round in 1 2; do
+    for b in old new; do
+      exe=$D/bench_fused_quantize; [ $b = old ] && exe=$D/bench_fused_quantize_old
+      timeout 200 $exe --benchmark_min_time=0.3 > "$OUT/s8_fusedab_${b}_r$round.txt" 2>&1
+      echo "== $b round $round rc=$?"; grep -E "^BM_" "$OUT/s8_fusedab_${b}_r$round.txt" | awk '{print $1, $2, $3, $NF}'
+    done
+  done
 fi
 if has ceiling; then
   for r in 1 2; do timeout 120 $D/bench_tc_ceiling > "$OUT/s8_ceiling_r$r.txt" 2>&1; echo "ceiling round $r rc=$?"; cat "$OUT/s8_ceiling_r$r.txt"; done

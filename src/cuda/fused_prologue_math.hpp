@@ -63,18 +63,22 @@ MM_FUSED_HD float silu_exp(float x) {
   return u2f(f2u(p) + (static_cast<uint32_t>(static_cast<int32_t>(n)) << 23));
 }
 
-// bf16(silu(g) * u) = bf16(g / (1 + exp(-g)) * u), each step rounded in FP32.
-MM_FUSED_HD uint16_t swiglu_bf16(float g, float u) {
+// silu(g) * u = g / (1 + exp(-g)) * u, each step rounded in FP32; swiglu_bf16 rounds it to bf16.
+// (The GPU quantizers round with the hardware cvt.rn.bf16x2.f32 instead of to_bf16: the same bits
+// except a NaN's payload, and a NaN makes its whole row's MX block scale NaN either way.)
+MM_FUSED_HD float swiglu_f32(float g, float u) {
   const float s = g / (1.0f + silu_exp(-g));
-  return to_bf16(s * u);
+  return s * u;
 }
+MM_FUSED_HD uint16_t swiglu_bf16(float g, float u) { return to_bf16(swiglu_f32(g, u)); }
 
 // 1 / sqrt(sum_sq / K + eps), correctly rounded steps (no rsqrtf: it is approximate).
 MM_FUSED_HD float inv_rms(float sum_sq, int64_t K, float eps) {
   return 1.0f / sqrtf(sum_sq / static_cast<float>(K) + eps);
 }
 
-// bf16((x * inv) * w).
-MM_FUSED_HD uint16_t rmsnorm_bf16(float x, float inv, float w) { return to_bf16((x * inv) * w); }
+// (x * inv) * w, and that rounded to bf16.
+MM_FUSED_HD float rmsnorm_f32(float x, float inv, float w) { return (x * inv) * w; }
+MM_FUSED_HD uint16_t rmsnorm_bf16(float x, float inv, float w) { return to_bf16(rmsnorm_f32(x, inv, w)); }
 
 }  // namespace micromix::cuda::fused

@@ -34,7 +34,7 @@
 namespace micromix::cuda {
 namespace {
 
-using namespace ptx;  // max/min_u16x2, mul/add_bf16x2
+using namespace ptx;  // max/min_u16x2, mul/add_bf16x2, pack_bf16x2
 
 // Element format constants of the encoder: code bits, mantissa bits, smallest normal exponent,
 // max code (the scale rule takes emax and max_normal at run time from mx::info).
@@ -347,7 +347,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     }
   };
   // Fused prologues (PRO, mx_fused_quantize.cu's definitions, fused_prologue_math.hpp): the row
-  // chunks are transformed in registers before staging. RMSNorm first sums x^2 per row over this
+  // chunks are transformed in registers before staging, each value rounded to bf16 by one hardware
+  // cvt per pair (fused::to_bf16 in integer steps cost ~6 ALU instructions per value). RMSNorm first sums x^2 per row over this
   // thread's chunks (chunk order tid, tid + 256, ..., elements in order: the kernel's fixed sum
   // order), reduces across the CTA, then reads the chunks again (from L2) to normalize them.
   auto load_chunk = [&](const uint16_t* base, int64_t r, int gi) {
@@ -398,10 +399,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       uint32_t o[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        o[i] = fused::swiglu_bf16(__uint_as_float(ga[i] << 16), __uint_as_float(ua[i] << 16)) |
-               (static_cast<uint32_t>(fused::swiglu_bf16(__uint_as_float(ga[i] & 0xffff0000u),
-                                                         __uint_as_float(ua[i] & 0xffff0000u)))
-                << 16);
+        o[i] = pack_bf16x2(fused::swiglu_f32(__uint_as_float(ga[i] << 16), __uint_as_float(ua[i] << 16)),
+                           fused::swiglu_f32(__uint_as_float(ga[i] & 0xffff0000u), __uint_as_float(ua[i] & 0xffff0000u)));
       return make_uint4(o[0], o[1], o[2], o[3]);
     } else {
       const uint4 v = load_chunk(p.x, r, gi);
@@ -424,9 +423,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       uint32_t o[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        o[i] = fused::rmsnorm_bf16(__uint_as_float(a[i] << 16), inv_rms[r], wv[2 * i]) |
-               (static_cast<uint32_t>(fused::rmsnorm_bf16(__uint_as_float(a[i] & 0xffff0000u), inv_rms[r], wv[2 * i + 1]))
-                << 16);
+        o[i] = pack_bf16x2(fused::rmsnorm_f32(__uint_as_float(a[i] << 16), inv_rms[r], wv[2 * i]),
+                           fused::rmsnorm_f32(__uint_as_float(a[i] & 0xffff0000u), inv_rms[r], wv[2 * i + 1]));
       return make_uint4(o[0], o[1], o[2], o[3]);
     }
   };
