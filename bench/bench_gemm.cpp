@@ -401,7 +401,7 @@ int main(int argc, char** argv) {
         cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
                                   mx::Rounding::even, stream);
         if (M >= 1024 && mi == 2) {
-          for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9}) {
+          for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9, 11}) {
             cuda::set_reorder_quantize_version(qv);
             const double tq = timer([&](int) {
               cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,

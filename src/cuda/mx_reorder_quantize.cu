@@ -16,8 +16,13 @@
 // v6 (same file): v4 with hardware cvt.rn.satfinite e4m3x2/e5m2x2 for the FP8 and FP6
 // segments.
 // v7, v8 (same file): v6 with more staging loads in flight per thread (v8 also 2 rows per CTA).
-// v9 (same file, the default): v6 with the FP4 segment encoded on packed bf16 pairs (half the
+// v9 (same file): v6 with the FP4 segment encoded on packed bf16 pairs (half the
 // instructions), FP6/FP8 codes assembled as whole words, and v8's shape above K = 8192.
+// v10 (removed): persistent CTAs with a cp.async double buffer; slower (bench/GPU_NOTES.md).
+// v11 (same file, the default; also the fused RMSNorm / SwiGLU quantizers' encoders): v9 with the
+// integer-pipe work cut (the pipe ncu found busiest): FP4 codes as rint of a piecewise-linear map in
+// f16 arithmetic (fp4_codes_f16), the block max by bf16 max of magnitudes, FP6 without float
+// clamps, and two column groups of staging loads in flight at K <= 8192.
 #include <cuda_bf16.h>
 
 #include "cuda/mx_kernel_versions.hpp"
@@ -121,10 +126,10 @@ int g_version = 0;  // set_reorder_quantize_version
 
 }  // namespace
 
-int reorder_quantize_versions() { return 9; }
+int reorder_quantize_versions() { return 11; }
 
 void set_reorder_quantize_version(int v) {
-  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 9), "set_reorder_quantize_version: no version " + std::to_string(v));
+  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 9) || v == 11, "set_reorder_quantize_version: no version " + std::to_string(v));
   g_version = v;
 }
 
@@ -142,9 +147,9 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
   MM_CUDA_REQUIRE(K * 2 <= 200 * 1024, "mx_reorder_quantize: K = " + std::to_string(K) + " is too large for one row in shared memory");
   if (M == 0 || K == 0) return;
   MM_CUDA_REQUIRE(M <= 0x7fffffff, "mx_reorder_quantize: M too large");
-  // Default: v9 (H200, 2026-11-26, M = 8192, K = 4096 / 14336: 0.52 / 0.56 of copy, v6 0.49 / 0.47;
-  // on H100 v6 reached 0.65 / 0.62).
-  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 9 : g_version, d_x, M, d_perm, out, rule, r, stream))
+  // Default: v11 (H100, 2026-11-26 session 8, M = 8192, K = 4096 / 14336: 0.71 / 0.75 of copy; v9
+  // 0.67 / 0.73 in the same run).
+  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 11 : g_version, d_x, M, d_perm, out, rule, r, stream))
     return;
   QuantArgs p{};
   p.x = d_x;

@@ -156,19 +156,53 @@ __device__ __forceinline__ uint32_t cvt_fp8x2(float hi, float lo) {
 // on 16-bit halves (no carries cross: every half stays below 2^16). About half of v6's instructions
 // per FP4 element. The packed halves keep row 2h's and 2h + 1's codes; 4 columns of both rows pack
 // into one word (nibbles of each half), two PRMTs split them into the rows' words.
-template <int R>
+// v11: the same codes with the integer steps moved to the f16 pipe (the ALU pipe is the quantizer's
+// busiest: ncu, bench/GPU_NOTES.md session 8). On the grid's code axis E2M1 is the piecewise-linear
+// phi(x) = min(2x, x + 2, x / 2 + 4) of x = |v| (slopes 2, 1, 1/2 over [0, 2), [2, 4), [4, 8): every
+// grid value maps to its code and each rounding decision lies inside one linear piece), so
+// nearest-even on the grid is rint(phi(x)) with ties to the even code = even mantissa, saturated at 7.
+// In f16 (11 significant bits) every selected piece is exact for the scaled bf16 x < 8 (8 bits);
+// rint is the add of 1024 (ulp 1); x below 2^-14 may lose bits in the conversion but is far under the
+// first rounding threshold 0.25. Per pair of values: 1 cvt, 3 f16 add/fma, 3 f16 min, 1 f16 add
+// against ~12 integer-pipe steps.
+__device__ __forceinline__ uint32_t fp4_codes_f16(uint32_t v) {
+  uint32_t a = pack_f16x2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
+  asm("abs.f16x2 %0, %0;" : "+r"(a));  // |v| (ptxas folds it into the adds below as operand modifiers)
+  const uint32_t t1 = add_f16x2(a, a), t2 = add_f16x2(a, 0x40004000u);            // 2x, x + 2
+  const uint32_t t3 = fma_f16x2(a, 0x38003800u, 0x44004400u);                      // x / 2 + 4
+  const uint32_t phi = min_f16x2(min_f16x2(t1, t2), min_f16x2(t3, 0x47004700u));  // <= 7
+  return add_f16x2(phi, 0x64006400u);  // f16 bits 0x6400 + code (1024 + rint(phi)) in each half
+}
+// Four fp4_codes_f16 results (0x6400 + code per half) and their values' bf16 pairs -> the codes
+// packed as nibbles 0-3 of each half with the signs at bits 3, 7, 11, 15. The nibbles do not
+// overlap, so the packing is a sum (IMADs; the 0x6400s cancel modulo 2^32), the signs then OR in.
+__device__ __forceinline__ uint32_t pack_fp4x4_f16(const uint32_t (&r)[4], const uint32_t (&v)[4]) {
+  constexpr uint32_t kMagicSum = 0xAAAAA400u;  // 0x6400 * 0x1111 * (1 + 2^16) mod 2^32
+  uint32_t w = r[0] + r[1] * 16u + r[2] * 256u + r[3] * 4096u - kMagicSum;
+  w |= (v[0] >> 12) & 0x00080008u;
+  w |= (v[1] >> 8) & 0x00800080u;
+  w |= (v[2] >> 4) & 0x08000800u;
+  return w | (v[3] & 0x80008000u);
+}
+
+template <int R, bool F16 = false>
 __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32_t (&g)[R / 2][8], const uint32_t (&inv)[R],
-                                                   int64_t row0, int lb, int q) {
+                                                   int64_t row0, int rows, int lb, int q) {
   constexpr uint32_t kEmin2 = 0x3F803F80u;   // bf16 exponent bits of 2^0 (E2M1 emin), both halves
   constexpr uint32_t kMagic2 = 0x03400340u;  // + 6 binades, mantissa 1.5: M = 1.5 * 2^(e + 6)
 #pragma unroll
   for (int h = 0; h < R / 2; ++h) {
     // bf16 of 2^-s per row: the float's upper half (exact for 2^-127 too); 0 marks a NaN row.
     const uint32_t inv2 = (inv[2 * h] >> 16) | (inv[2 * h + 1] & 0xFFFF0000u);
-    uint32_t c[8];
+    uint32_t c[8], vs[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       const uint32_t v = mul_bf16x2(g[h][i], inv2);
+      if constexpr (F16) {  // c: the magic-offset codes; vs: the values for their signs
+        c[i] = fp4_codes_f16(v);  // a NaN / Inf row's half is garbage here and stored as zeros below
+        vs[i] = v;
+        continue;
+      }
       // |v| < 8 in every row that is stored; the clamp keeps a NaN/Inf row (scale 0xFF, stored as
       // zeros) from borrowing across halves into its partner row in the subtraction below.
       const uint32_t a = min_u16x2(v & 0x7FFF7FFFu, 0x41004100u);
@@ -178,12 +212,18 @@ __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32
       const uint32_t code = min_u16x2(qv + (((e - kEmin2) >> 6) & 0x00FF00FFu), 0x00070007u);
       c[i] = code | ((v >> 12) & 0x00080008u);                         // sign to bit 3 of each half
     }
-    const uint32_t wa = c[0] | (c[1] << 4) | (c[2] << 8) | (c[3] << 12);
-    const uint32_t wb = c[4] | (c[5] << 4) | (c[6] << 8) | (c[7] << 12);
+    uint32_t wa, wb;
+    if constexpr (F16) {
+      wa = pack_fp4x4_f16({c[0], c[1], c[2], c[3]}, {vs[0], vs[1], vs[2], vs[3]});
+      wb = pack_fp4x4_f16({c[4], c[5], c[6], c[7]}, {vs[4], vs[5], vs[6], vs[7]});
+    } else {
+      wa = c[0] | (c[1] << 4) | (c[2] << 8) | (c[3] << 12);
+      wb = c[4] | (c[5] << 4) | (c[6] << 8) | (c[7] << 12);
+    }
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
       const int r = 2 * h + k;
-      if (row0 + r >= p.M) break;
+      if (r >= rows) break;
       const uint32_t word = __byte_perm(wa, wb, k == 0 ? 0x5410 : 0x7632);
       *reinterpret_cast<uint32_t*>(p.codes[0] + (row0 + r) * p.row_bytes[0] + lb * 16 + 4 * q) = inv[r] != 0 ? word : 0u;
     }
@@ -194,15 +234,18 @@ __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32
 // are joined with PRMT, FP6 magnitudes are clamped in float before the cvt (|v| <= max_normal, so
 // the 8-bit magnitude never exceeds 0x1F) and the sign moves from bit 7 to bit 5 of all four bytes
 // with one shift and one LOP3; the 6-bit codes are then packed with shifts of the whole word.
-template <class F, int R>
+// F16 (v11): FP6 without the two float clamps per value. The scale rule keeps the scaled |v| below
+// 2^(emax + 1) (8 for E2M3, 32 for E3M2), so its 8-bit code's magnitude is at most 0x20, reached only
+// above max_normal; one subtraction per 4 codes turns 0x20 into 0x1F (the saturation).
+template <class F, int R, bool F16 = false>
 __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
-                                                        const uint32_t (&inv)[R], int64_t row0, int lb, int q) {
+                                                        const uint32_t (&inv)[R], int64_t row0, int rows, int lb, int q) {
   constexpr bool kFp6 = F::kBits == 6, kE5M2 = kFp6 && F::kM == 2;
   constexpr float kShift = !kFp6 ? 1.0f : kE5M2 ? 1.0f / 4096.0f : 1.0f / 64.0f;
   constexpr float kMax = F::kBits == 8 ? 448.0f : kE5M2 ? 28.0f : 7.5f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    if (row0 + r >= p.M) break;
+    if (r >= rows) break;
     const float sck = __uint_as_float(inv[r]) * kShift;  // exact: a power of two, >= 2^-139
     uint32_t d[4];
 #pragma unroll
@@ -212,7 +255,7 @@ __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg
       for (int k = 0; k < 2; ++k) {
         const uint32_t w = g[r / 2][i + k];
         float x = __uint_as_float((r & 1) ? (w & 0xffff0000u) : (w << 16));
-        if constexpr (kFp6) x = fminf(fmaxf(x * __uint_as_float(inv[r]), -kMax), kMax) * kShift;  // saturate first
+        if constexpr (kFp6 && !F16) x = fminf(fmaxf(x * __uint_as_float(inv[r]), -kMax), kMax) * kShift;  // saturate first
         else x *= sck;
         v[k] = x;
       }
@@ -224,9 +267,14 @@ __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg
     if constexpr (!kFp6) {
       *reinterpret_cast<uint2*>(out + lb * 32 + 8 * q) = make_uint2(w0, w1);
     } else {
-      // Byte s.mmmmmmm (magnitude <= 0x1F) -> 6-bit code s.mmmmm, 4 at a time.
-      w0 = (w0 & 0x1F1F1F1Fu) | ((w0 >> 2) & 0x20202020u);
-      w1 = (w1 & 0x1F1F1F1Fu) | ((w1 >> 2) & 0x20202020u);
+      // Byte s.mmmmmmm (magnitude <= 0x1F, or 0x20 for F16) -> 6-bit code s.mmmmm, 4 at a time.
+      if constexpr (F16) {
+        w0 = ((w0 & 0x3F3F3F3Fu) - ((w0 >> 5) & 0x01010101u)) | ((w0 >> 2) & 0x20202020u);
+        w1 = ((w1 & 0x3F3F3F3Fu) - ((w1 >> 5) & 0x01010101u)) | ((w1 >> 2) & 0x20202020u);
+      } else {
+        w0 = (w0 & 0x1F1F1F1Fu) | ((w0 >> 2) & 0x20202020u);
+        w1 = (w1 & 0x1F1F1F1Fu) | ((w1 >> 2) & 0x20202020u);
+      }
       // 4 codes in bytes -> 24 bits.
       const uint32_t p0 = (w0 & 0x3Fu) | ((w0 >> 2) & 0xFC0u) | ((w0 >> 4) & 0x3F000u) | ((w0 >> 6) & 0xFC0000u);
       const uint32_t p1 = (w1 & 0x3Fu) | ((w1 >> 2) & 0xFC0u) | ((w1 >> 4) & 0x3F000u) | ((w1 >> 6) & 0xFC0000u);
@@ -247,10 +295,10 @@ __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg
 // (high half) of column i; inv[r]: 2^-scale of row r, 0 for NaN-scale rows (codes 0).
 template <class F, int R, bool FAST, bool HW>
 __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
-                                             const uint32_t (&inv)[R], int64_t row0, int lb, int q) {
+                                             const uint32_t (&inv)[R], int64_t row0, int rows, int lb, int q) {
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    if (row0 + r >= p.M) break;
+    if (r >= rows) break;
     const float sc = __uint_as_float(inv[r]);
     const uint32_t keep = inv[r] != 0 ? 0xffffffffu : 0u;
     uint32_t c[8];
@@ -313,11 +361,12 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO>
+template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
+  const int rows = static_cast<int>(p.M - row0 < R ? p.M - row0 : R);  // rows of this CTA that exist
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int units = static_cast<int>(p.K / 8);  // groups of 8 columns
 
@@ -363,7 +412,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     for (int gi = tid; gi < units; gi += 256)
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        if (row0 + r >= p.M) continue;
+        if (r >= rows) continue;
         const uint4 v = load_chunk(p.x, r, gi);
         const uint32_t a[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
@@ -390,7 +439,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   }
   // Row r's chunk gi as staged: x, or the prologue's bf16 output.
   auto chunk = [&](int64_t r, int gi) -> uint4 {
-    if (row0 + r >= p.M) return make_uint4(0, 0, 0, 0);
+    if (r >= rows) return make_uint4(0, 0, 0, 0);
     if constexpr (PRO == kProNone) {
       return load_chunk(p.x, r, gi);
     } else if constexpr (PRO == kProSwiglu) {
@@ -473,7 +522,17 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     uint32_t am[R];
 #pragma unroll
     for (int h = 0; h < R / 2; ++h) {
-      if constexpr (FAST) {
+      if constexpr (FAST && F16) {
+        // v11: bf16 max of magnitudes (max.NaN.xorsign.abs: |a| vs |b|, a NaN propagates; the sign
+        // bit is masked once at the end), the same as the integer max of the magnitude bits below
+        // for every non-NaN value, and >= 0x7F80 whenever a NaN or Inf is present, as there.
+        uint32_t m2 = g[h][0];
+#pragma unroll
+        for (int i = 1; i < 8; ++i) m2 = max_abs_bf16x2(m2, g[h][i]);
+        m2 &= 0x7fff7fffu;
+        am[2 * h] = m2 & 0xffffu;
+        am[2 * h + 1] = m2 >> 16;
+      } else if constexpr (FAST) {
         uint32_t m2 = g[h][0] & 0x7fff7fffu;
 #pragma unroll
         for (int i = 1; i < 8; ++i) m2 = max_u16x2(m2, g[h][i] & 0x7fff7fffu);
@@ -503,7 +562,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 #pragma unroll
     for (int r = 1; r < R; ++r) amq = rq == r ? am[r] : amq;
     const uint32_t sc = scale_code(amq, p.emax[seg], p.max_frac[seg], p.ceil_rule);
-    if (active && q < R && row0 + rq < p.M)
+    if (active && q < R && rq < rows)
       p.scales[seg][(row0 + rq) * p.seg_blocks[seg] + lb] = static_cast<uint8_t>(sc);
     // 2^(127 - s): normal for s <= 253, the subnormal 2^-127 for s = 254; 0 marks a NaN row.
     const uint32_t invq = sc == 0xFFu ? 0u : sc <= 253u ? (254u - sc) << 23 : 0x00400000u;
@@ -512,31 +571,32 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     for (int r = 0; r < R; ++r) inv[r] = __shfl_sync(0xffffffffu, invq, (lane & ~3) + r);
     if (!active) continue;
     if (seg == 0) {
-      if constexpr (PACKED) encode_store_fp4x2<R>(p, g, inv, row0, lb, q);
-      else encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, lb, q);
+      if constexpr (PACKED) encode_store_fp4x2<R, F16>(p, g, inv, row0, rows, lb, q);
+      else encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, rows, lb, q);
     }
     else if constexpr (PACKED) {
-      if (seg == 2) encode_store_fp68_words<QE4M3, R>(p, 2, g, inv, row0, lb, q);
-      else if (p.fp6_e2m3) encode_store_fp68_words<QE2M3, R>(p, 1, g, inv, row0, lb, q);
-      else encode_store_fp68_words<QE3M2, R>(p, 1, g, inv, row0, lb, q);
-    } else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, lb, q);
-    else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
-    else encode_store<QE3M2, R, FAST, HW>(p, 1, g, inv, row0, lb, q);
+      if (seg == 2) encode_store_fp68_words<QE4M3, R, F16>(p, 2, g, inv, row0, rows, lb, q);
+      else if (p.fp6_e2m3) encode_store_fp68_words<QE2M3, R, F16>(p, 1, g, inv, row0, rows, lb, q);
+      else encode_store_fp68_words<QE3M2, R, F16>(p, 1, g, inv, row0, rows, lb, q);
+    } else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, rows, lb, q);
+    else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST, HW>(p, 1, g, inv, row0, rows, lb, q);
+    else encode_store<QE3M2, R, FAST, HW>(p, 1, g, inv, row0, rows, lb, q);
   }
 }
 
-template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone>
+template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.K) * 2 * R;
+  constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO>, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
-    MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)attrs_set;
   const int64_t grid = (p.M + R - 1) / R;
-  reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO><<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  kernel<<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -582,12 +642,16 @@ bool make_v3_args(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const M
 
 // v9's configuration with prologue PRO: 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads
 // ahead above (v8 vs v6 on H200: K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
-template <int PRO>
+// F16 = v11: v9's shapes with v11's encoders (fp4_codes_f16, the FP6 words without float clamps) and,
+// without a prologue, two column groups of staging loads in flight at K <= 8192 (with v9's integer
+// encoder the same change lost: v7; with the integer pipe relieved it gains 3%, bench/GPU_NOTES.md).
+template <int PRO, bool F16 = false>
 void launch_v9(const V3Args& p, cudaStream_t stream) {
   // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling.)
   constexpr int kMinBlocks = PRO == kProNone ? 5 : 4;
-  if (p.K <= 8192) launch_v3<4, true, kMinBlocks, true, 1, true, PRO>(p, stream);
-  else launch_v3<2, true, kMinBlocks, true, 4, true, PRO>(p, stream);
+  constexpr int kAhead = F16 && PRO == kProNone ? 2 : 1;
+  if (p.K <= 8192) launch_v3<4, true, kMinBlocks, true, kAhead, true, PRO, F16>(p, stream);
+  else launch_v3<2, true, kMinBlocks, true, 4, true, PRO, F16>(p, stream);
 }
 
 }  // namespace
@@ -603,9 +667,9 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
   p.w = d_w;
   p.ld = ld;
   p.eps = eps;
-  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu>(p, stream);
-  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32>(p, stream);
-  else launch_v9<kProRmsBf16>(p, stream);
+  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu, true>(p, stream);
+  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream);
+  else launch_v9<kProRmsBf16, true>(p, stream);
   return true;
 }
 
@@ -620,6 +684,9 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
     launch_v3<2, true, 5, true, 4>(p, stream);
   } else if (fast && version == 9) {
     launch_v9<kProNone>(p, stream);
+  } else if (fast && version == 11) {
+    launch_v9<kProNone, true>(p, stream);
+
   } else if (K <= 14336) {
     if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);
     else if (fast && version >= 6) launch_v3<4, true, 5, true>(p, stream);

@@ -38,7 +38,7 @@ struct QuantizeVersion {
   QuantizeVersion(const QuantizeVersion&) = delete;
   QuantizeVersion& operator=(const QuantizeVersion&) = delete;
 };
-constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6, 7, 8, 9};
+constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6, 7, 8, 9, 11};
 
 std::string version_name(const char* prefix, int v) {
   std::string s = prefix;  // (operator+ on a temporary trips GCC 12's -Wrestrict)
@@ -212,6 +212,7 @@ TEST(CudaMxReorderQuantize, LargeKFallsBackToV1) {
 TEST(CudaMxReorderQuantize, RejectsUnknownVersion) {
 #if MICROMIX_HAVE_CUDA
   EXPECT_THROW(cuda::set_reorder_quantize_version(2), micromix::Error);
+  EXPECT_THROW(cuda::set_reorder_quantize_version(10), micromix::Error);  // a removed variant's number
   EXPECT_THROW(cuda::set_reorder_quantize_version(cuda::reorder_quantize_versions() + 1), micromix::Error);
 #else
   GTEST_SKIP() << "GPU test skipped: micromix was built without CUDA";
