@@ -397,9 +397,10 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   };
   // Fused prologues (PRO, mx_fused_quantize.cu's definitions, fused_prologue_math.hpp): the row
   // chunks are transformed in registers before staging, each value rounded to bf16 by one hardware
-  // cvt per pair (fused::to_bf16 in integer steps cost ~6 ALU instructions per value). RMSNorm first sums x^2 per row over this
-  // thread's chunks (chunk order tid, tid + 256, ..., elements in order: the kernel's fixed sum
-  // order), reduces across the CTA, then reads the chunks again (from L2) to normalize them.
+  // cvt per pair (fused::to_bf16's integer steps cost ~6 ALU instructions per value). RMSNorm first
+  // sums x^2 per row over this thread's chunks (chunk order tid, tid + 256, ..., elements in order:
+  // the kernel's fixed sum order), reduces across the CTA, then reads the chunks again (from L2) to
+  // normalize them.
   auto load_chunk = [&](const uint16_t* base, int64_t r, int gi) {
     return __ldg(reinterpret_cast<const uint4*>(base + (row0 + r) * p.ld) + gi);
   };

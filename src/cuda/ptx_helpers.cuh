@@ -101,51 +101,32 @@ __device__ __forceinline__ uint64_t smem_desc_sw32(const void* tile) {
   return ((addr & 0x3FFFFu) >> 4) | (uint64_t{1} << 16) | (uint64_t{256 >> 4} << 32) | (uint64_t{3} << 62);
 }
 
-// Packed 16-bit unsigned max / min (one VIMNMX each on sm_90) and packed bf16 arithmetic (round
-// to nearest even; bf16 subnormals are kept).
-__device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("max.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-__device__ __forceinline__ uint32_t min_u16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("min.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-__device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-__device__ __forceinline__ uint32_t add_bf16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("add.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-// Per half: the larger magnitude of a and b, NaN if either is NaN; the sign bit is the XOR of theirs.
-__device__ __forceinline__ uint32_t max_abs_bf16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("max.NaN.xorsign.abs.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
-// Packed f16 arithmetic (round to nearest even; min returns the non-NaN operand) and the f32 pair
-// -> f16x2 conversion (lo in the low half).
-__device__ __forceinline__ uint32_t add_f16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
+// Packed two-halves operations, one PTX instruction each (d = OP a, b on both 16-bit halves).
+#define MM_PACKED_BINARY(NAME, OP)                                           \
+  __device__ __forceinline__ uint32_t NAME(uint32_t a, uint32_t b) {         \
+    uint32_t d;                                                              \
+    asm(OP " %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));                       \
+    return d;                                                                \
+  }
+// Unsigned 16-bit max / min (one VIMNMX each on sm_90).
+MM_PACKED_BINARY(max_u16x2, "max.u16x2")
+MM_PACKED_BINARY(min_u16x2, "min.u16x2")
+// bf16 arithmetic, round to nearest even, subnormals kept.
+MM_PACKED_BINARY(mul_bf16x2, "mul.rn.bf16x2")
+MM_PACKED_BINARY(add_bf16x2, "add.rn.bf16x2")
+// The larger magnitude of a and b, NaN if either is NaN; the sign bit is the XOR of theirs.
+MM_PACKED_BINARY(max_abs_bf16x2, "max.NaN.xorsign.abs.bf16x2")
+// f16 arithmetic, round to nearest even; min returns the non-NaN operand.
+MM_PACKED_BINARY(add_f16x2, "add.rn.f16x2")
+MM_PACKED_BINARY(min_f16x2, "min.f16x2")
+#undef MM_PACKED_BINARY
+
 __device__ __forceinline__ uint32_t fma_f16x2(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t d;
   asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
   return d;
 }
-__device__ __forceinline__ uint32_t min_f16x2(uint32_t a, uint32_t b) {
-  uint32_t d;
-  asm("min.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-  return d;
-}
+// The f32 pair -> f16x2 (lo in the low half), round to nearest even.
 __device__ __forceinline__ uint32_t pack_f16x2(float lo, float hi) {
   uint32_t d;
   asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
