@@ -203,6 +203,39 @@ TEST(CudaMxReorderQuantize, WideRangeBlocksAndTiesBitIdentical) {
   }
 }
 
+// The top of every block's binade: rows whose values all have mantissas in [1.875, 2) (a few one or
+// two binades lower), so that under the OCP rule every block's largest scaled values fall between
+// the format's max_normal and 2^(emax + 1) (the saturation zone of E2M1, E2M3, E3M2 and E4M3: v11's
+// FP6 path saturates by integer arithmetic there), including the exact ties above max_normal
+// (mantissa 1.9375, e.g. E2M3's 7.75). Both FP6 formats, both scale rules and roundings, every version.
+TEST(CudaMxReorderQuantize, SaturationZoneBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  const int64_t M = 37, K = 32 * 30;
+  std::vector<uint16_t> xh(static_cast<size_t>(M * K));
+  std::uniform_int_distribution<int> ex(100, 150), mant(112, 127), lower(0, 9), pick(0, 7);
+  for (int64_t r = 0; r < M; ++r) {
+    const int e = ex(rng());  // one binade per row: every block's max is near its top
+    for (int64_t j = 0; j < K; ++j) {
+      const int kind = pick(rng());
+      const int ee = kind == 0 ? e - 1 - lower(rng()) % 2 : e;
+      const int m = kind == 1 ? 120 : kind == 0 ? lower(rng()) * 12 : mant(rng());  // 120: mantissa 1.9375
+      uint16_t h = static_cast<uint16_t>((ee << 7) | m);
+      if (rng()() & 1) h |= 0x8000;
+      xh[static_cast<size_t>(r * K + j)] = h;
+    }
+  }
+  for (int version : kQuantizeVersions) {
+    const QuantizeVersion use(version);
+    for (int trial = 0; trial < 8; ++trial) {
+      MixedSplit s{32 * 10, 32 * 10, 32 * 10};
+      s.fp6 = trial % 2 ? ElemFormat::fp6_e3m2 : ElemFormat::fp6_e2m3;
+      const auto rule = trial % 4 >= 2 ? ScaleRule::ceil : ScaleRule::ocp;
+      const auto rnd = trial >= 4 ? Rounding::away : Rounding::even;
+      expect_quantize_matches(xh, M, K, s, rule, rnd, version_name("saturation zone v", version));
+    }
+  }
+}
+
 TEST(CudaMxReorderQuantize, LargeKFallsBackToV1) {
   SKIP_WITHOUT_GPU();
   const int64_t M = 3, K = 53248;  // over v3's shared-memory limit (51200)
