@@ -1,12 +1,15 @@
-// Reorder + quantize v3-v9 (v9 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX segments, bit-identical
-// to mx::quantize_mixed, with about a third of v1's instructions per element (v1 is instruction-bound).
+// Reorder + quantize v3-v9 and v11 (v11 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX
+// segments, bit-identical to mx::quantize_mixed, with about a third of v1's instructions per element
+// (v1 is instruction-bound).
 // v4 = v3 with a packed (16x2) block max and, for ties to even, a float-adder encoder with fewer
 // integer instructions (encode_elem_rne); ties away run v3's encoder. v5 = v4 capped at 40
 // registers (6 CTAs of 8 warps per SM instead of 5). v6 = v4 with the hardware FP8 conversions for
 // the FP8 and FP6 segments (cvt_fp8x2). v7 = v6 with the staging loads of two column groups in
 // flight per thread (AHEAD = 2); v8 = v6 with 2 rows per CTA (twice the CTAs) and AHEAD = 4;
 // v9 = v6 with the FP4 segment encoded on packed bf16 pairs (encode_store_fp4x2), FP6/FP8 codes
-// assembled as whole words (encode_store_fp68_words), v8's shape above K = 8192.
+// assembled as whole words (encode_store_fp68_words), v8's shape above K = 8192. v11 (template flag
+// F16) = v9 with its integer-pipe work moved to the f16 pipe (fp4_codes_f16, pack_fp4x4_f16, the
+// block max by max_abs_bf16x2, FP6 without float clamps) and AHEAD = 2 at K <= 8192.
 //
 // A CTA (8 warps) owns R rows (R = 4, or 2 for K > 14336). The R rows are staged in shared memory
 // INTERLEAVED, column-major: column c holds its R bf16 values side by side (8 bytes for R = 4), so
