@@ -408,8 +408,13 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     return __ldg(reinterpret_cast<const uint4*>(base + (row0 + r) * p.ld) + gi);
   };
   float inv_rms[R];
-  if constexpr (PRO == kProRmsBf16 || PRO == kProRmsF32) {
-    __shared__ float s_warp[R][8];
+  // v11's RMSNorm (LATE): x is staged raw while its squares are summed (one read of x instead of
+  // two), the weight goes to shared memory as floats, and each gathered value is normalized right
+  // after the gather (the same fused::rmsnorm_f32 and round to bf16, so the same bits).
+  constexpr bool kLate = F16 && (PRO == kProRmsBf16 || PRO == kProRmsF32);
+  float* s_w = reinterpret_cast<float*>(s + p.K * 2 * R);  // kLate: the weight, K floats
+  __shared__ float s_warp[R][8];
+  if constexpr ((PRO == kProRmsBf16 || PRO == kProRmsF32) && !kLate) {
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[r] = 0.0f;
@@ -444,7 +449,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   // Row r's chunk gi as staged: x, or the prologue's bf16 output.
   auto chunk = [&](int64_t r, int gi) -> uint4 {
     if (r >= rows) return make_uint4(0, 0, 0, 0);
-    if constexpr (PRO == kProNone) {
+    if constexpr (PRO == kProNone || kLate) {
       return load_chunk(p.x, r, gi);
     } else if constexpr (PRO == kProSwiglu) {
       const uint4 gv = load_chunk(p.x, r, gi), uv = load_chunk(p.up, r, gi);
@@ -481,6 +486,9 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       return make_uint4(o[0], o[1], o[2], o[3]);
     }
   };
+  float acc_sq[R];  // kLate: this thread's sums of squares per row (chunk order tid, tid + 256, ...)
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc_sq[r] = 0.0f;
   for (int gi0 = tid; gi0 < units; gi0 += 256 * AHEAD) {
     uint4 v[AHEAD][R];
 #pragma unroll
@@ -488,12 +496,57 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       const int gi = gi0 + 256 * j;
 #pragma unroll
       for (int r = 0; r < R; ++r) v[j][r] = gi < units ? chunk(r, gi) : make_uint4(0, 0, 0, 0);
+      if constexpr (kLate) {
+        if (gi < units) {
+          float4 w0, w1;
+          if constexpr (PRO == kProRmsF32) {
+            const float4* wp = reinterpret_cast<const float4*>(p.w) + 2 * gi;
+            w0 = __ldg(wp);
+            w1 = __ldg(wp + 1);
+          } else {
+            const uint4 wq = __ldg(reinterpret_cast<const uint4*>(p.w) + gi);
+            w0 = make_float4(__uint_as_float(wq.x << 16), __uint_as_float(wq.x & 0xffff0000u), __uint_as_float(wq.y << 16),
+                             __uint_as_float(wq.y & 0xffff0000u));
+            w1 = make_float4(__uint_as_float(wq.z << 16), __uint_as_float(wq.z & 0xffff0000u), __uint_as_float(wq.w << 16),
+                             __uint_as_float(wq.w & 0xffff0000u));
+          }
+          reinterpret_cast<float4*>(s_w)[2 * gi] = w0;
+          reinterpret_cast<float4*>(s_w)[2 * gi + 1] = w1;
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {  // rows past M are zeros: their sums are never used
+          const uint32_t a[4] = {v[j][r].x, v[j][r].y, v[j][r].z, v[j][r].w};
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float l = __uint_as_float(a[i] << 16), h = __uint_as_float(a[i] & 0xffff0000u);
+            acc_sq[r] = fmaf(l, l, acc_sq[r]);
+            acc_sq[r] = fmaf(h, h, acc_sq[r]);
+          }
+        }
+      }
     }
 #pragma unroll
     for (int j = 0; j < AHEAD; ++j)
       if (gi0 + 256 * j < units) stage_store(gi0 + 256 * j, v[j]);
   }
+  if constexpr (kLate) {  // the same reduction as the two-pass form: warp butterfly, warps in order
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+      for (int o = 16; o >= 1; o >>= 1) acc_sq[r] = acc_sq[r] + __shfl_xor_sync(0xffffffffu, acc_sq[r], o);
+      if (lane == 0) s_warp[r][warp] = acc_sq[r];
+    }
+  }
   __syncthreads();
+  if constexpr (kLate) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float total = s_warp[r][0];
+#pragma unroll
+      for (int w = 1; w < 8; ++w) total = total + s_warp[r][w];
+      inv_rms[r] = fused::inv_rms(total, p.K, p.eps);
+    }
+  }
 
   // Quantize: the lane owns unit u = 8 permuted columns = quarter q of MX block u / 4. Loop bounds
   // are warp-uniform so that every lane takes part in the shuffles.
@@ -514,6 +567,13 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
           g[1][i] = t.y;
         } else {
           g[0][i] = *reinterpret_cast<const uint32_t*>(src);
+        }
+        if constexpr (kLate) {
+          const float wc = s_w[cols[i]];
+#pragma unroll
+          for (int h = 0; h < R / 2; ++h)
+            g[h][i] = pack_bf16x2(fused::rmsnorm_f32(__uint_as_float(g[h][i] << 16), inv_rms[2 * h], wc),
+                                  fused::rmsnorm_f32(__uint_as_float(g[h][i] & 0xffff0000u), inv_rms[2 * h + 1], wc));
         }
       }
     } else {
@@ -590,7 +650,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 
 template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(p.K) * 2 * R;
+  constexpr bool kLate = F16 && (PRO == kProRmsBf16 || PRO == kProRmsF32);  // + the weight as floats
+  const size_t smem = static_cast<size_t>(p.K) * 2 * R + (kLate ? static_cast<size_t>(p.K) * 4 : 0);
   constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
     MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
