@@ -398,60 +398,27 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       }
     }
   };
-  // Fused prologues (PRO, mx_fused_quantize.cu's definitions, fused_prologue_math.hpp): the row
-  // chunks are transformed in registers before staging, each value rounded to bf16 by one hardware
-  // cvt per pair (fused::to_bf16's integer steps cost ~6 ALU instructions per value). RMSNorm first
-  // sums x^2 per row over this thread's chunks (chunk order tid, tid + 256, ..., elements in order:
-  // the kernel's fixed sum order), reduces across the CTA, then reads the chunks again (from L2) to
-  // normalize them.
+  // Fused prologues (PRO, mx_fused_quantize.cu's definitions, fused_prologue_math.hpp), each value
+  // rounded to bf16 by one hardware cvt per pair (fused::to_bf16's integer steps cost ~6 ALU
+  // instructions per value). SwiGLU: the chunks are transformed in registers before staging.
+  // RMSNorm (v11 only): x is staged raw while each thread sums its rows' squares (chunk order tid,
+  // tid + 256, ..., elements in order: the kernel's fixed sum order), the weight goes to shared
+  // memory as floats, and each value is normalized right after the gather (one read of x; the
+  // two-pass form, which re-read x from L2 to normalize before staging, was 55.2 against 49.5 us).
   auto load_chunk = [&](const uint16_t* base, int64_t r, int gi) {
     return __ldg(reinterpret_cast<const uint4*>(base + (row0 + r) * p.ld) + gi);
   };
   float inv_rms[R];
-  // v11's RMSNorm (LATE): x is staged raw while its squares are summed (one read of x instead of
-  // two), the weight goes to shared memory as floats, and each gathered value is normalized right
-  // after the gather (the same fused::rmsnorm_f32 and round to bf16, so the same bits).
-  constexpr bool kLate = F16 && (PRO == kProRmsBf16 || PRO == kProRmsF32);
+  constexpr bool kLate = PRO == kProRmsBf16 || PRO == kProRmsF32;  // RMSNorm, normalized after the gather
+  static_assert(!kLate || F16, "the RMSNorm prologue exists in v11's form only");
   float* s_w = reinterpret_cast<float*>(s + p.K * 2 * R);  // kLate: the weight, K floats
   __shared__ float s_warp[R][8];
-  if constexpr ((PRO == kProRmsBf16 || PRO == kProRmsF32) && !kLate) {
-    float acc[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-    for (int gi = tid; gi < units; gi += 256)
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        if (r >= rows) continue;
-        const uint4 v = load_chunk(p.x, r, gi);
-        const uint32_t a[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float l = __uint_as_float(a[i] << 16), h = __uint_as_float(a[i] & 0xffff0000u);
-          acc[r] = fmaf(l, l, acc[r]);
-          acc[r] = fmaf(h, h, acc[r]);
-        }
-      }
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-#pragma unroll
-      for (int o = 16; o >= 1; o >>= 1) acc[r] = acc[r] + __shfl_xor_sync(0xffffffffu, acc[r], o);
-      if (lane == 0) s_warp[r][warp] = acc[r];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      float total = s_warp[r][0];
-#pragma unroll
-      for (int w = 1; w < 8; ++w) total = total + s_warp[r][w];
-      inv_rms[r] = fused::inv_rms(total, p.K, p.eps);
-    }
-  }
   // Row r's chunk gi as staged: x, or the prologue's bf16 output.
   auto chunk = [&](int64_t r, int gi) -> uint4 {
     if (r >= rows) return make_uint4(0, 0, 0, 0);
-    if constexpr (PRO == kProNone || kLate) {
+    if constexpr (PRO != kProSwiglu) {  // x (RMSNorm: normalized after the gather)
       return load_chunk(p.x, r, gi);
-    } else if constexpr (PRO == kProSwiglu) {
+    } else {
       const uint4 gv = load_chunk(p.x, r, gi), uv = load_chunk(p.up, r, gi);
       const uint32_t ga[4] = {gv.x, gv.y, gv.z, gv.w}, ua[4] = {uv.x, uv.y, uv.z, uv.w};
       uint32_t o[4];
@@ -459,30 +426,6 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       for (int i = 0; i < 4; ++i)
         o[i] = pack_bf16x2(fused::swiglu_f32(__uint_as_float(ga[i] << 16), __uint_as_float(ua[i] << 16)),
                            fused::swiglu_f32(__uint_as_float(ga[i] & 0xffff0000u), __uint_as_float(ua[i] & 0xffff0000u)));
-      return make_uint4(o[0], o[1], o[2], o[3]);
-    } else {
-      const uint4 v = load_chunk(p.x, r, gi);
-      float wv[8];
-      if constexpr (PRO == kProRmsF32) {
-        const float4* wp = reinterpret_cast<const float4*>(p.w) + 2 * gi;
-        const float4 a = __ldg(wp), b = __ldg(wp + 1);
-        wv[0] = a.x; wv[1] = a.y; wv[2] = a.z; wv[3] = a.w;
-        wv[4] = b.x; wv[5] = b.y; wv[6] = b.z; wv[7] = b.w;
-      } else {
-        const uint4 wq = __ldg(reinterpret_cast<const uint4*>(p.w) + gi);
-        const uint32_t u[4] = {wq.x, wq.y, wq.z, wq.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          wv[2 * i] = __uint_as_float(u[i] << 16);
-          wv[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
-        }
-      }
-      const uint32_t a[4] = {v.x, v.y, v.z, v.w};
-      uint32_t o[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        o[i] = pack_bf16x2(fused::rmsnorm_f32(__uint_as_float(a[i] << 16), inv_rms[r], wv[2 * i]),
-                           fused::rmsnorm_f32(__uint_as_float(a[i] & 0xffff0000u), inv_rms[r], wv[2 * i + 1]));
       return make_uint4(o[0], o[1], o[2], o[3]);
     }
   };
@@ -529,7 +472,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     for (int j = 0; j < AHEAD; ++j)
       if (gi0 + 256 * j < units) stage_store(gi0 + 256 * j, v[j]);
   }
-  if constexpr (kLate) {  // the same reduction as the two-pass form: warp butterfly, warps in order
+  if constexpr (kLate) {  // warp butterfly, then the warps in order: a fixed sum order
 #pragma unroll
     for (int r = 0; r < R; ++r) {
 #pragma unroll
@@ -650,7 +593,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 
 template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
-  constexpr bool kLate = F16 && (PRO == kProRmsBf16 || PRO == kProRmsF32);  // + the weight as floats
+  constexpr bool kLate = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
   const size_t smem = static_cast<size_t>(p.K) * 2 * R + (kLate ? static_cast<size_t>(p.K) * 4 : 0);
   constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
