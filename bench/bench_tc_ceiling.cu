@@ -225,31 +225,38 @@ __global__ void __launch_bounds__(128 * warpgroups(MODE), 1) ceiling(int nkb, fl
   out[blockIdx.x * blockDim.x + tid] = result;
 }
 
-template <int MODE>
-double run_mode(int nkb, int sms, float* out, std::vector<float>& times_ms) {
-  CK(cudaFuncSetAttribute(ceiling<MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes(MODE)));
+// Times launch() 15 times after one warm-up (CUDA events around each launch); returns the median in
+// ms and, when asked, every time sorted.
+template <class F>
+float median_ms(F launch, std::vector<float>* sorted_ms = nullptr) {
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&b));
-  const int threads = 128 * warpgroups(MODE);
-  ceiling<MODE><<<sms, threads, smem_bytes(MODE)>>>(nkb, out);  // warm-up
+  launch();
   CK(cudaGetLastError());
   CK(cudaDeviceSynchronize());
-  times_ms.clear();
+  std::vector<float> t;
   for (int r = 0; r < 15; ++r) {
     CK(cudaEventRecord(a));
-    ceiling<MODE><<<sms, threads, smem_bytes(MODE)>>>(nkb, out);
+    launch();
     CK(cudaEventRecord(b));
     CK(cudaEventSynchronize(b));
     float ms = 0;
     CK(cudaEventElapsedTime(&ms, a, b));
-    times_ms.push_back(ms);
+    t.push_back(ms);
   }
-  std::sort(times_ms.begin(), times_ms.end());
-  const double ms = times_ms[times_ms.size() / 2];
-  const double flop = 2.0 * 64 * warpgroups(MODE) * tile_n(MODE) * 32.0 * nkb * sms;
+  std::sort(t.begin(), t.end());
   cudaEventDestroy(a);
   cudaEventDestroy(b);
+  if (sorted_ms) *sorted_ms = t;
+  return t[t.size() / 2];
+}
+
+template <int MODE>
+double run_mode(int nkb, int sms, float* out, std::vector<float>& times_ms) {
+  CK(cudaFuncSetAttribute(ceiling<MODE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes(MODE)));
+  const double ms = median_ms([&] { ceiling<MODE><<<sms, 128 * warpgroups(MODE), smem_bytes(MODE)>>>(nkb, out); }, &times_ms);
+  const double flop = 2.0 * 64 * warpgroups(MODE) * tile_n(MODE) * 32.0 * nkb * sms;
   return flop / (ms * 1e-3) * 1e-12;
 }
 
@@ -384,28 +391,6 @@ __global__ void fill_factors(float* d, size_t n, uint32_t seed) {
     d[i] = __uint_as_float((118u + hash(seed + static_cast<uint32_t>(i)) % 8u) << 23);
 }
 
-template <class F>
-float median_ms(F launch, int reps = 15) {
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  launch();
-  CK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  for (int r = 0; r < reps; ++r) {
-    CK(cudaEventRecord(a));
-    launch();
-    CK(cudaEventRecord(b));
-    CK(cudaEventSynchronize(b));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-  }
-  std::sort(t.begin(), t.end());
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return t[t.size() / 2];
-}
 
 // int8-g8 with data movement against cuBLAS BF16 on one (M, N, K).
 template <bool EARLY>

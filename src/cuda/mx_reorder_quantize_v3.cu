@@ -409,9 +409,9 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     return __ldg(reinterpret_cast<const uint4*>(base + (row0 + r) * p.ld) + gi);
   };
   float inv_rms[R];
-  constexpr bool kLate = PRO == kProRmsBf16 || PRO == kProRmsF32;  // RMSNorm, normalized after the gather
-  static_assert(!kLate || F16, "the RMSNorm prologue exists in v11's form only");
-  float* s_w = reinterpret_cast<float*>(s + p.K * 2 * R);  // kLate: the weight, K floats
+  constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // normalized after the gather
+  static_assert(!kRmsNorm || F16, "the RMSNorm prologue exists in v11's form only");
+  float* s_w = reinterpret_cast<float*>(s + p.K * 2 * R);  // kRmsNorm: the weight, K floats
   __shared__ float s_warp[R][8];
   // Row r's chunk gi as staged: x, or the prologue's bf16 output.
   auto chunk = [&](int64_t r, int gi) -> uint4 {
@@ -429,7 +429,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       return make_uint4(o[0], o[1], o[2], o[3]);
     }
   };
-  float acc_sq[R];  // kLate: this thread's sums of squares per row (chunk order tid, tid + 256, ...)
+  float acc_sq[R];  // kRmsNorm: this thread's sums of squares per row (chunk order tid, tid + 256, ...)
 #pragma unroll
   for (int r = 0; r < R; ++r) acc_sq[r] = 0.0f;
   for (int gi0 = tid; gi0 < units; gi0 += 256 * AHEAD) {
@@ -439,7 +439,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       const int gi = gi0 + 256 * j;
 #pragma unroll
       for (int r = 0; r < R; ++r) v[j][r] = gi < units ? chunk(r, gi) : make_uint4(0, 0, 0, 0);
-      if constexpr (kLate) {
+      if constexpr (kRmsNorm) {
         if (gi < units) {
           float4 w0, w1;
           if constexpr (PRO == kProRmsF32) {
@@ -472,7 +472,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     for (int j = 0; j < AHEAD; ++j)
       if (gi0 + 256 * j < units) stage_store(gi0 + 256 * j, v[j]);
   }
-  if constexpr (kLate) {  // warp butterfly, then the warps in order: a fixed sum order
+  if constexpr (kRmsNorm) {  // warp butterfly, then the warps in order: a fixed sum order
 #pragma unroll
     for (int r = 0; r < R; ++r) {
 #pragma unroll
@@ -481,7 +481,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     }
   }
   __syncthreads();
-  if constexpr (kLate) {
+  if constexpr (kRmsNorm) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float total = s_warp[r][0];
@@ -511,7 +511,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
         } else {
           g[0][i] = *reinterpret_cast<const uint32_t*>(src);
         }
-        if constexpr (kLate) {
+        if constexpr (kRmsNorm) {
           const float wc = s_w[cols[i]];
 #pragma unroll
           for (int h = 0; h < R / 2; ++h)
@@ -593,8 +593,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 
 template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
-  constexpr bool kLate = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
-  const size_t smem = static_cast<size_t>(p.K) * 2 * R + (kLate ? static_cast<size_t>(p.K) * 4 : 0);
+  constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
+  const size_t smem = static_cast<size_t>(p.K) * 2 * R + (kRmsNorm ? static_cast<size_t>(p.K) * 4 : 0);
   constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
     MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
