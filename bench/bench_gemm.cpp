@@ -3,12 +3,12 @@
 // reorder+quantize kernel against a device-to-device copy. Plain main() (no Google Benchmark).
 //
 //   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
-//              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]
+//              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]] [--no-default-mixes]
 //   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; for M <= 16 its
 //   negative entries -1 - v pick row-major decode versions v (-1: the default), the prepared decode
 //   versions v10 and v11 always run; --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
-//   calibrated one printed by `micromix quantize`)
+//   calibrated one printed by `micromix quantize`; --no-default-mixes: only the --mix ones, e.g. for ncu)
 //
 // --small: the memory-bound rows only: M = 1, 2, 4, 8, 16 (decode, every decode version, both
 // baselines) and the reorder+quantize kernels (every version) at M = 1024 and 8192.
@@ -187,8 +187,10 @@ int main(int argc, char** argv) {
   int reps = 25;
   std::string only;
   int64_t only_m = 0;
+  bool default_mixes = true;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--no-default-mixes")) default_mixes = false;
     else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--m") && i + 1 < argc) only_m = std::atoll(argv[++i]);
@@ -222,9 +224,15 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]\n"
-                   "                  [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]\n");
+                   "                  [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]]\n"
+                   "                  [--no-default-mixes]\n");
       return 2;
     }
+  }
+  if (!default_mixes) mixes.erase(mixes.begin(), mixes.begin() + 3);
+  if (mixes.empty()) {
+    std::fprintf(stderr, "bench_gemm: --no-default-mixes needs at least one --mix\n");
+    return 2;
   }
   for (int v : kernel_list)
     if (v < -1 - cuda::mx_mixed_gemv_versions() || v > cuda::mx_mixed_gemm_versions()) {
@@ -400,7 +408,7 @@ int main(int argc, char** argv) {
         }
         cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
                                   mx::Rounding::even, stream);
-        if (M >= 1024 && mi == 2) {
+        if (M >= 1024 && !std::strcmp(mixes[mi].name, "70/20/10")) {
           for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9, 11}) {
             cuda::set_reorder_quantize_version(qv);
             const double tq = timer([&](int) {
@@ -437,7 +445,7 @@ int main(int argc, char** argv) {
           kernels.push_back(cuda::kGemvPreparedV11Kernel);
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
         }
-        if (mi == 2 && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
+        if (!std::strcmp(mixes[mi].name, "70/20/10") && !quick && M >= 64) kernels = M <= 256 ? std::vector<int>{1, 2, 3, 4, 5} : std::vector<int>{1, 2, 4, 5};
         // FP8 tensor-core versions (6..) on every mix, quick runs included.
         if (M > 16)
           for (int v = 6; v <= cuda::mx_mixed_gemm_versions(); ++v) kernels.push_back(v);
@@ -446,7 +454,10 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k >= 0) kernels.push_back(k);
         }
-        if (M <= 16) kernels.push_back(cuda::kGemvPreparedV13Kernel);
+        if (M <= 16) {
+          kernels.push_back(cuda::kGemvPreparedV13Kernel);
+          kernels.push_back(cuda::kGemvPreparedV14Kernel);
+        }
         if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
           kernels.push_back(cuda::kGemvPreparedV13Kernel);
@@ -459,7 +470,8 @@ int main(int argc, char** argv) {
           const double t = timer([&](int i) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
             if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel ||
-                kernel == cuda::kGemvPreparedV12Kernel || kernel == cuda::kGemvPreparedV13Kernel)
+                kernel == cuda::kGemvPreparedV12Kernel || kernel == cuda::kGemvPreparedV13Kernel ||
+                kernel == cuda::kGemvPreparedV14Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream, -kernel - 100);
             else if (kernel == cuda::kGemmPreparedKernel || kernel == cuda::kGemmPreparedV18Kernel)
@@ -475,6 +487,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV11Kernel) kname = "gemv v11 prepared weights (int8 FP4)";
           else if (kernel == cuda::kGemvPreparedV12Kernel) kname = "gemv v12 prepared weights (v11 + PDL)";
           else if (kernel == cuda::kGemvPreparedV13Kernel) kname = "gemv v13 prepared weights (row groups per CTA, bf16 FP4)";
+          else if (kernel == cuda::kGemvPreparedV14Kernel) kname = "gemv v14 prepared weights (v13 + one-token pre-pass)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

@@ -15,17 +15,8 @@ source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,rows}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 MIX=calib-smollm2@5:0.635:0.352:e2m3
-if has tests; then
-  timeout 300 $D/micromix_tests --gtest_filter='CudaMx*:MxMixed*' > "$OUT/s7_tests.log" 2>&1
-  echo "tests rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" "$OUT/s7_tests.log" | head -20
-fi
-if has sanitize; then
-  F='CudaMxMixedGemv.*'
-  timeout 400 compute-sanitizer --tool memcheck $D/micromix_tests --gtest_filter="$F" > "$OUT/s7_memcheck.log" 2>&1
-  echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|FAILED" "$OUT/s7_memcheck.log" | head -5
-  timeout 400 compute-sanitizer --tool racecheck $D/micromix_tests --gtest_filter='CudaMxMixedGemv.PreparedVersions*' > "$OUT/s7_racecheck.log" 2>&1
-  echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY|ERROR SUMMARY|FAILED" "$OUT/s7_racecheck.log" | head -5
-fi
+has tests && run_gpu_tests s7
+has sanitize && run_sanitizers s7 'CudaMxMixedGemv.*' 'CudaMxMixedGemv.PreparedVersions*'
 if has rows; then
   for m in ${S7_MS:-1 8 16 32 64 128}; do
     timeout 150 $D/bench_gemm --kernels -1 --reps 20 --m $m --mix $MIX --json "$OUT/s7_r$m.json" 2>&1 | grep -E "^\| |device" | grep -vE "^\|---" > "$OUT/s7_r$m.txt"

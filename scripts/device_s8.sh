@@ -20,10 +20,7 @@ if has qtests; then
   timeout 300 $D/micromix_tests --gtest_filter='CudaMxReorderQuantize*:CudaMxFused*' > "$OUT/s8_qtests.log" 2>&1
   echo "qtests rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" "$OUT/s8_qtests.log" | head -20
 fi
-if has tests; then
-  timeout 300 $D/micromix_tests --gtest_filter='CudaMx*:MxMixed*' > "$OUT/s8_tests.log" 2>&1
-  echo "tests rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" "$OUT/s8_tests.log" | head -20
-fi
+has tests && run_gpu_tests s8
 if has qbench; then
   for round in 1 2; do
     for m in ${S8_MS:-8192 7920 1024}; do

@@ -88,9 +88,10 @@ int mx_mixed_gemv_versions();
 // Decode path on weights prepared once (at load time) in mma fragment order: a warp reads each
 // MX block of its 16-row group as one contiguous run straight into registers (mx_gemv_decode_prepared.cu;
 // version 10: f16 MMAs on every block; 11: FP4 x FP4 blocks as exact int8 MMAs; 12: 11 launched as a
-// programmatic dependent of its activation pre-pass; 13, the default: 12 prefetching each next batch
-// of weights into L2 up to 16 rows, and above 16 rows mx_gemv_decode_rows.cu's kernel: 64 rows per
-// launch pair, 32 tokens per CTA, FP4 blocks on bf16 MMAs with both scales folded in where exact);
+// programmatic dependent of its activation pre-pass; 13: 12 up to 16 rows, and above 16 rows
+// mx_gemv_decode_rows.cu's kernel: 64 rows per launch pair, 32 tokens per CTA, FP4 blocks on bf16
+// MMAs with both scales folded in where exact; 14, the default: 13 with a compact one-token pre-pass
+// at M = 1 where the fused kernel does not apply);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);
@@ -124,7 +125,7 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel / V11 / V12 / V13: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel .. V14: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
@@ -132,6 +133,7 @@ inline constexpr int kGemvPreparedV10Kernel = -110;
 inline constexpr int kGemvPreparedV11Kernel = -111;
 inline constexpr int kGemvPreparedV12Kernel = -112;
 inline constexpr int kGemvPreparedV13Kernel = -113;
+inline constexpr int kGemvPreparedV14Kernel = -114;
 // a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
 // address (tests: every op must reject such operands with an error).
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,

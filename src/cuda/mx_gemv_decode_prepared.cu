@@ -41,6 +41,14 @@
 // (griddepcontrol.wait) for the pre-pass's results, instead of starting after it has drained.
 // H100, 70/20/10 (bench/GPU_NOTES.md session 6): 1.9-2.3 us off every such call (o M = 2: 15.0 ->
 // 12.9 us, gate_up M = 1: 46.0 -> 43.8); the fused M = 1 calls (qkv, o) are unchanged.
+//
+// v14 (the default; v13 = v12 up to 16 rows): at M = 1 where the fused kernel does not apply (grids
+// beyond one wave, K > 4096: gate_up, down) the pre-pass writes only the one token, in the fused
+// path's compact layout (72 bytes per K block), and the GEMV reads it like the fused path does. The
+// 8-token tiles cost every warp 512 bytes of L2 reads per block, more than the block's weights.
+// Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_gemv_prepared_common.cuh),
+// the FP6 format is a template parameter instead of a per-block select, and at M = 1 the f16 path
+// skips the absent odd token's promotion like the integer path.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -76,37 +84,46 @@ struct ActPtrs {
   const int* c;     // (kb, token 2q)
 };
 
-// FUSED (v11 at M = 1): the one token's decoded activations live in shared memory, one (kb, q)
-// slot per K block and quarter plus the block's scale and integer offset (FusedAct).
+// Where a lane's activations come from. kSrcTiles: the pre-pass's token tiles (8 tokens per K block,
+// prepare_activations). M = 1 only: kSrcTokenSmem (v11's fused path): the CTA decodes the one token
+// into shared memory first; kSrcTokenGlobal (v14): a pre-pass (prepare_token) writes the one token
+// in the same compact layout to global memory. Both as FusedAct: one (kb, q) slot per K block and
+// quarter plus the block's scale and integer offset, 72 bytes per block where the tiles take 512
+// (the tile layout's 7 empty tokens were read from L2 by every warp of every CTA).
+enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2 };
+
 struct FusedAct {
   uint4* b;   // [nkb][4]
   float* s;   // [nkb]
   int* c;     // [nkb]
 };
 
-template <int NT, bool FUSED>
+template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
-  if constexpr (FUSED) return {f.b + kb * 4 + q, f.s + kb, f.c + kb};
+  if constexpr (SRC != kSrcTiles) return {f.b + kb * 4 + q, f.s + kb, f.c + kb};
   const int64_t kt = static_cast<int64_t>(kb) * 8 * NT;
   return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q, nullptr};
 }
 
-template <int NT, bool FUSED>
+template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
-  if constexpr (FUSED) return {a.b + blocks * 4, a.s + blocks, a.c + blocks};
+  if constexpr (SRC != kSrcTiles) return {a.b + blocks * 4, a.s + blocks, a.c + blocks};
   return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT, nullptr};
 }
 
 // Weight pointers of one block for this lane (the caller advances them).
-template <int SEG, int NT, bool INT4, bool FUSED>
-__device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* wssrc, const ActPtrs& ap, int g, int q,
-                                           BlockRaw<NT>& r) {
+template <int SEG, int NT, bool INT4, int SRC>
+__device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* wssrc, const ActPtrs& ap, BlockRaw<NT>& r) {
   load_weight_words<SEG>(wsrc, wssrc, r.wg, r.wg8, r.sw2);
-  if constexpr (FUSED) {  // token 0 only: lanes of other tokens (g > 0) and pairs (q > 0) read zeros
-    const uint4 b = *ap.b;
-    r.b[0] = g == 0 ? b : make_uint4(0u, 0u, 0u, 0u);
-    r.sa[0] = make_float2(q == 0 ? *ap.s : 0.0f, 0.0f);
-    r.corr[0] = make_int2(q == 0 ? *ap.c : 0, 0);
+  if constexpr (SRC != kSrcTiles) {
+    // The one token in every B column (lane g supplies column g): each column's sum is the token's,
+    // so every accumulator holds a copy of it; only column 0's (token 0's) is stored. No per-lane
+    // zeroing (6 selects per block) and the same start value and scale for all columns.
+    r.b[0] = SRC == kSrcTokenGlobal ? ld_nc_v4(ap.b) : *ap.b;
+    const float s = SRC == kSrcTokenGlobal ? __uint_as_float(ld_nc_u32(ap.s)) : *ap.s;
+    const int c = SRC == kSrcTokenGlobal ? static_cast<int>(ld_nc_u32(ap.c)) : *ap.c;
+    r.sa[0] = make_float2(s, s);
+    r.corr[0] = make_int2(c, c);
   } else {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
@@ -120,8 +137,8 @@ __device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* w
 }
 
 // Decodes one block's weights, runs the MMAs and promotes into acc. PAIR: tokens 2q + 1 exist (M > 1;
-// only the integer path skips them otherwise).
-template <int SEG, int NT, bool INT4, bool PAIR>
+// at M = 1 their promotion is skipped). F6E2M3: the FP6 element format (SEG 1 only).
+template <int SEG, int NT, bool INT4, bool PAIR, bool F6E2M3>
 __device__ __forceinline__ void compute_block(const V10Args& p, const float* scale_lut, const BlockRaw<NT>& r, Acc<NT>& acc) {
   if constexpr (INT4 && SEG == 0) {
     uint32_t A[4];
@@ -142,11 +159,11 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const float* sca
     return;
   }
   uint32_t A[4], A8[4];
-  row_pairs<SEG>(r.wg[0], r.wg[1], p.fp6_e2m3, A);
-  row_pairs<SEG>(r.wg8[0], r.wg8[1], p.fp6_e2m3, A8);
+  row_pairs<SEG, F6E2M3>(r.wg[0], r.wg[1], A);
+  row_pairs<SEG, F6E2M3>(r.wg8[0], r.wg8[1], A8);
   // FP6 values reach the MMA scaled by 2^-k on both sides: undo it with the weight scale (applied to
   // the partial first, so that no scale overflows where the reference does not).
-  const float undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
+  constexpr float undo = SEG != 1 ? 1.0f : fp6_f16_undo(F6E2M3);
   const float swg = scale_lut[r.sw2 & 0xFFu], swg8 = scale_lut[r.sw2 >> 8];
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
@@ -154,15 +171,23 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const float* sca
     mma_f16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
     mma_f16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
     acc.c[t][0] = fmaf(tmp[0] * undo * swg, r.sa[t].x, acc.c[t][0]);
-    acc.c[t][1] = fmaf(tmp[1] * undo * swg, r.sa[t].y, acc.c[t][1]);
     acc.c[t][2] = fmaf(tmp[2] * undo * swg8, r.sa[t].x, acc.c[t][2]);
-    acc.c[t][3] = fmaf(tmp[3] * undo * swg8, r.sa[t].y, acc.c[t][3]);
+    if constexpr (PAIR) {
+      acc.c[t][1] = fmaf(tmp[1] * undo * swg, r.sa[t].y, acc.c[t][1]);
+      acc.c[t][3] = fmaf(tmp[3] * undo * swg8, r.sa[t].y, acc.c[t][3]);
+    }
   }
 }
 
 // Warp w's blocks of one segment: w, w + 8, ...; U blocks loaded before any is computed (full
-// batches without per-block bounds checks, then the tail).
-template <int SEG, int NT, bool INT4, bool PAIR, bool FUSED, int kWarps>
+// batches without per-block bounds checks), then the tail (1 .. U - 1 blocks) as one more batch whose
+// loads are in flight together: at K = 4096 and 70/20/10 a warp has ~3 FP6 and ~2 FP8 blocks, which
+// v10-v13 until session 9 fetched one block at a time, in as many dependent DRAM round trips. Tail
+// slots past the end load the tail's first block again (no branches around loads) and are not
+// computed. (A ring of slots reloaded right after each block's math, so that loads stay in flight
+// during it, measured slower: 3 slots under the 64-register cap and clamped 64-bit addressing added
+// ~20 instructions per block; bench/GPU_NOTES.md session 9.)
+template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, int64_t G, int warp,
                                                int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
@@ -174,26 +199,30 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* wssrc = p.ws[SEG] + at * 16 + 2 * g;
   const int64_t wstride = kWarps * step * bpb, sstride = kWarps * step;
-  ActPtrs ap = act_ptrs<NT, FUSED>(p, f, p.seg_start[SEG] + warp, g, q);
+  ActPtrs ap = act_ptrs<NT, SRC>(p, f, p.seg_start[SEG] + warp, g, q);
   int lb0 = warp;
   for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
     BlockRaw<NT> r[U];
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      load_block<SEG, NT, INT4, FUSED>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, FUSED>(ap, u * kWarps), g, q, r[u]);
+      load_block<SEG, NT, INT4, SRC>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, SRC>(ap, u * kWarps), r[u]);
 #pragma unroll
-    for (int u = 0; u < U; ++u) compute_block<SEG, NT, INT4, PAIR>(p, scale_lut, r[u], acc);
+    for (int u = 0; u < U; ++u) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
     wsrc += U * wstride;
     wssrc += U * sstride;
-    ap = advance<NT, FUSED>(ap, U * kWarps);
+    ap = advance<NT, SRC>(ap, U * kWarps);
   }
-  for (; lb0 < nb; lb0 += kWarps) {  // the tail, one block at a time
-    BlockRaw<NT> r;
-    load_block<SEG, NT, INT4, FUSED>(wsrc, wssrc, ap, g, q, r);
-    compute_block<SEG, NT, INT4, PAIR>(p, scale_lut, r, acc);
-    wsrc += wstride;
-    wssrc += sstride;
-    ap = advance<NT, FUSED>(ap, kWarps);
+  if (lb0 < nb) {
+    const int rem = (nb - lb0 + kWarps - 1) / kWarps;
+    BlockRaw<NT> r[U - 1];
+#pragma unroll
+    for (int u = 0; u < U - 1; ++u) {
+      const int v = u < rem ? u : 0;
+      load_block<SEG, NT, INT4, SRC>(wsrc + v * wstride, wssrc + v * sstride, advance<NT, SRC>(ap, v * kWarps), r[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < U - 1; ++u)
+      if (u < rem) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
   }
 }
 
@@ -202,11 +231,11 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // gate_up 155.5 -> 151.2, qkv 37.7 -> 41.6; 8B gate_up 51.9 -> 48.4, down 29.3 -> 30.5 (separate
 // runs). At M = 2..8 the same cap made v11 3-10% slower than v10 (spills on the pair path), so those
 // instances and v10 keep 3 CTAs.
-// FUSED: M = 1 with the token's activations decoded by this CTA into dynamic shared memory first
+// SRC (ActSrc): kSrcTokenSmem = M = 1 with the token's activations decoded by this CTA into dynamic shared memory first
 // (every CTA decodes all of K, no pre-pass launch; nkb = the K blocks). That decoding was a fifth to a third of
 // the o layer's instructions while it read the codes byte by byte and built FP4 bytes in a loop
 // (ncu, session 6); with word loads and byte tables o went 12.0 -> 10.9 us (H100, 70/20/10).
-template <int NT, bool INT4, bool PAIR, bool FUSED, int kWarps = kWarpsDefault>
+template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault>
 __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
@@ -215,7 +244,8 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   if (kWarps * 32 == 256 || threadIdx.x < 256) scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
   static_assert(kWarps * 32 >= 256, "one table entry per thread");
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4), reinterpret_cast<int*>(fused_smem + nkb * 4) + nkb};
-  if constexpr (!FUSED) {
+  if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s), const_cast<int*>(p.act_c)};
+  if constexpr (SRC != kSrcTokenSmem) {
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
     // pre-pass's activations (a no-op after an ordinary launch).
@@ -225,7 +255,7 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
     prefetch_first_blocks<2, kWarps>(p, blockIdx.x, w, l);
     griddep_wait();
   }
-  if constexpr (FUSED) {
+  if constexpr (SRC == kSrcTokenSmem) {
     for (int base = 0; base < nkb * 4; base += kWarps * 32) {  // uniform trip count: whole warps shuffle
       const int i = base + static_cast<int>(threadIdx.x), kb = i >> 2, q = i & 3;
       const bool live = i < nkb * 4;
@@ -245,9 +275,10 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every 8th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<1, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<2, NT, INT4, PAIR, FUSED, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
+  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true>(p, f, scale_lut, G, warp, g, q, acc);
+  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -278,6 +309,19 @@ __global__ void prepare_segment(const uint8_t* __restrict__ codes, const uint8_t
     ps[at * 16 + 2 * g] = scales[(16 * G + g) * nb + b];
     ps[at * 16 + 2 * g + 1] = scales[(16 * G + g + 8) * nb + b];
   }
+}
+
+// v14's pre-pass at M = 1: thread per (K block, quarter) decodes the token into the compact layout
+// the fused path builds in shared memory (FusedAct: b [nkb][4], s [nkb], c [nkb]). The launch covers
+// whole warps (decode_act_quarter shuffles within quads).
+__global__ void prepare_token(V10Args p, int nkb, uint4* __restrict__ b, float* __restrict__ s, int* __restrict__ c) {
+  griddep_launch_dependents();  // the GEMV's CTAs may start and prefetch their weights now
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), kb = i >> 2, q = i & 3;
+  const bool live = i < nkb * 4;
+  const ActQuarter d = decode_act_quarter<kActInt4>(p, live, live ? kb : 0, 0, q);
+  if (!live) return;
+  b[i] = d.b;
+  if (q == 0) s[kb] = d.s, c[kb] = d.c;
 }
 
 }  // namespace
@@ -318,7 +362,9 @@ static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused ar
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
 // the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
-void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, bool pdl, cudaStream_t s) {
+// token (v14): at M = 1 beyond the fused path, the compact one-token pre-pass (prepare_token).
+void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, bool pdl, bool token,
+                     cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>(q.N / 16);
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
@@ -341,9 +387,20 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       resident8 = std::max(1, sms * per8);
     }
     if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
-      if (static_cast<int64_t>(grid) <= resident16) gemv_frag<1, true, false, true, 16><<<grid, 16 * 32, fused, s>>>(q, nkb);
-      else gemv_frag<1, true, false, true, 8><<<grid, 8 * 32, fused, s>>>(q, nkb);
+      if (static_cast<int64_t>(grid) <= resident16) gemv_frag<1, true, false, kSrcTokenSmem, 16><<<grid, 16 * 32, fused, s>>>(q, nkb);
+      else gemv_frag<1, true, false, kSrcTokenSmem, 8><<<grid, 8 * 32, fused, s>>>(q, nkb);
       MM_CUDA_CHECK(cudaGetLastError());
+      return;
+    }
+    if (q.M == 1 && token && nkb > 0) {
+      if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 72
+      q.act = reinterpret_cast<uint4*>(ws);
+      q.act_s = reinterpret_cast<float*>(ws + static_cast<size_t>(nkb) * 64);
+      q.act_c = reinterpret_cast<int*>(ws + static_cast<size_t>(nkb) * 68);
+      prepare_token<<<static_cast<unsigned>((nkb * 4 + 255) / 256), 256, 0, s>>>(
+          q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s), const_cast<int*>(q.act_c));
+      MM_CUDA_CHECK(cudaGetLastError());
+      launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
       return;
     }
   }
@@ -360,20 +417,20 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
-  if (single) launch_after_prepass(gemv_frag<NT, INT4, !(INT4 && NT == 1), false>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
-  else launch_after_prepass(gemv_frag<NT, INT4, true, false>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
+  if (single) launch_after_prepass(gemv_frag<NT, INT4, !(INT4 && NT == 1), kSrcTiles>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
+  else launch_after_prepass(gemv_frag<NT, INT4, true, kSrcTiles>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
 }
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 13; }
+int mx_mixed_gemv_prepared_default_version() { return 14; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE(version >= 10 && version <= 13,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 13)");
+  MM_CUDA_REQUIRE(version >= 10 && version <= 14,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -397,9 +454,10 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // the first launch that runs the pre-pass.
   const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
   uint8_t* ws = nullptr;
-  // Rows per launch pair: 16 (v10-v12; the decode range is M <= 16, larger M works), 64 (v13).
-  // v13 = v12 up to 16 rows, the rows kernel beyond (mx_gemv_decode_rows.cu).
-  const bool rows = version == 13 && a.rows > 16;
+  // Rows per launch pair: 16 (v10-v12; the decode range is M <= 16, larger M works), 64 (v13, v14).
+  // v13 = v12 up to 16 rows, the rows kernel beyond (mx_gemv_decode_rows.cu); v14 = v13 with the
+  // compact one-token pre-pass at M = 1 where the fused path does not apply.
+  const bool rows = version >= 13 && a.rows > 16;
   const int64_t rows_per_launch = rows ? kRowsTokens : 16;
   if (rows) ws = static_cast<uint8_t*>(scratch_alloc(gemv_rows_workspace(nkb), s));
   for (int64_t m0 = 0; m0 < a.rows; m0 += rows_per_launch) {
@@ -411,15 +469,15 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
     }
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
     const bool two = q.M > 8;
-    const bool pdl = version >= 12;
+    const bool pdl = version >= 12, token = version >= 14;
     if (rows) {
       gemv_rows_launch(q, nkb, ws, s);
     } else if (version >= 11) {
-      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
-      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
     } else {
-      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
-      else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, s);
+      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
+      else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
     }
   }
   scratch_free(ws, s);

@@ -72,7 +72,7 @@ __device__ __forceinline__ void load_rows_block(const uint8_t* wsrc, const uint8
 // One block against this CTA's NT token tiles. FP4 with every scale foldable: bf16 MMAs straight
 // into the accumulators. Otherwise a fresh FP32 partial per tile, promoted with the weight scale and
 // the activation scale (1 for a folded token; FP4's scales, needed only here, are loaded now).
-template <int SEG, int NT>
+template <int SEG, int NT, bool F6E2M3>
 __device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_lut, const RowsRaw<NT>& r, const RowsAct& a,
                                            Acc<NT>& acc) {
   const unsigned s0 = r.sw2 & 0xFFu, s8 = r.sw2 >> 8;
@@ -99,14 +99,15 @@ __device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_
       sa[t] = make_float2(__uint_as_float(v.x), __uint_as_float(v.y));
     }
   } else {
-    row_pairs<SEG>(r.w[0], r.w[1], p.fp6_e2m3, A);
-    row_pairs<SEG>(r.w8[0], r.w8[1], p.fp6_e2m3, A8);
+    row_pairs<SEG, F6E2M3>(r.w[0], r.w[1], A);
+    row_pairs<SEG, F6E2M3>(r.w8[0], r.w8[1], A8);
     // FP6 values reach the MMA scaled by 2^-k on both sides: undone with the weight scale.
-    undo = SEG != 1 ? 1.0f : p.fp6_e2m3 ? 4096.0f : 256.0f;
+    undo = SEG != 1 ? 1.0f : fp6_f16_undo(F6E2M3);
 #pragma unroll
     for (int t = 0; t < NT; ++t) sa[t] = r.sa[t];
   }
-  const float swg = scale_lut[s0] * undo, swg8 = scale_lut[s8] * undo;
+  // The partial times undo first (a power of two), then the scale: no overflow where the reference has none.
+  const float swg = scale_lut[s0], swg8 = scale_lut[s8];
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
     float tmp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -117,10 +118,10 @@ __device__ __forceinline__ void rows_block(const V10Args& p, const float* scale_
       mma_f16(tmp, A[0], A8[0], A[1], A8[1], r.b[t].x, r.b[t].y);
       mma_f16(tmp, A[2], A8[2], A[3], A8[3], r.b[t].z, r.b[t].w);
     }
-    acc.c[t][0] = fmaf(tmp[0] * swg, sa[t].x, acc.c[t][0]);
-    acc.c[t][1] = fmaf(tmp[1] * swg, sa[t].y, acc.c[t][1]);
-    acc.c[t][2] = fmaf(tmp[2] * swg8, sa[t].x, acc.c[t][2]);
-    acc.c[t][3] = fmaf(tmp[3] * swg8, sa[t].y, acc.c[t][3]);
+    acc.c[t][0] = fmaf(tmp[0] * undo * swg, sa[t].x, acc.c[t][0]);
+    acc.c[t][1] = fmaf(tmp[1] * undo * swg, sa[t].y, acc.c[t][1]);
+    acc.c[t][2] = fmaf(tmp[2] * undo * swg8, sa[t].x, acc.c[t][2]);
+    acc.c[t][3] = fmaf(tmp[3] * undo * swg8, sa[t].y, acc.c[t][3]);
   }
 }
 
@@ -129,7 +130,7 @@ __device__ __forceinline__ RowsAct rows_act_advance(const RowsAct& a, int blocks
 }
 
 // Warp ks of its row group takes blocks ks, ks + KS, ... of the segment, U at a time.
-template <int SEG, int NT, int KS>
+template <int SEG, int NT, int KS, bool F6E2M3 = false>
 __device__ __forceinline__ void rows_segment(const V10Args& p, const float* scale_lut, int64_t G, int ks, int g, int q,
                                              int tile0, Acc<NT>& acc) {
   constexpr int U = NT >= 4 ? 2 : 4, bpb = block_bytes(SEG), bpr = bpb / 4;
@@ -151,18 +152,22 @@ __device__ __forceinline__ void rows_segment(const V10Args& p, const float* scal
     for (int u = 0; u < U; ++u)
       load_rows_block<SEG, NT>(wsrc + u * wstride, wssrc + u * sstride, rows_act_advance(a, u * KS, tiles), r[u]);
 #pragma unroll
-    for (int u = 0; u < U; ++u) rows_block<SEG, NT>(p, scale_lut, r[u], rows_act_advance(a, u * KS, tiles), acc);
+    for (int u = 0; u < U; ++u) rows_block<SEG, NT, F6E2M3>(p, scale_lut, r[u], rows_act_advance(a, u * KS, tiles), acc);
     wsrc += U * wstride;
     wssrc += U * sstride;
     a = rows_act_advance(a, U * KS, tiles);
   }
-  for (; lb < nb; lb += KS) {
-    RowsRaw<NT> r;
-    load_rows_block<SEG, NT>(wsrc, wssrc, a, r);
-    rows_block<SEG, NT>(p, scale_lut, r, a, acc);
-    wsrc += wstride;
-    wssrc += sstride;
-    a = rows_act_advance(a, KS, tiles);
+  if (lb < nb) {  // the tail (1 .. U - 1 blocks) as one batch, as in mx_gemv_decode_prepared.cu
+    const int rem = (nb - lb + KS - 1) / KS;
+    RowsRaw<NT> r[U - 1];
+#pragma unroll
+    for (int u = 0; u < U - 1; ++u) {
+      const int v = u < rem ? u : 0;
+      load_rows_block<SEG, NT>(wsrc + v * wstride, wssrc + v * sstride, rows_act_advance(a, v * KS, tiles), r[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < U - 1; ++u)
+      if (u < rem) rows_block<SEG, NT, F6E2M3>(p, scale_lut, r[u], rows_act_advance(a, u * KS, tiles), acc);
   }
 }
 
@@ -196,7 +201,8 @@ __global__ void __launch_bounds__(256, NT >= 2 ? 2 : 3) gemv_rows(V10Args p, int
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   if (live) {
     rows_segment<0, NT, KS>(p, scale_lut, G, ks, g, q, chunk * NT, acc);
-    rows_segment<1, NT, KS>(p, scale_lut, G, ks, g, q, chunk * NT, acc);
+    if (p.fp6_e2m3) rows_segment<1, NT, KS, true>(p, scale_lut, G, ks, g, q, chunk * NT, acc);
+    else rows_segment<1, NT, KS, false>(p, scale_lut, G, ks, g, q, chunk * NT, acc);
     rows_segment<2, NT, KS>(p, scale_lut, G, ks, g, q, chunk * NT, acc);
   }
   if constexpr (KS > 1) {

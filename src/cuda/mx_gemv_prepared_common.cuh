@@ -27,6 +27,7 @@ struct V10Args {
   const uint4* act;    // [nkb][8 NT][4] x 16 bytes
   const float* act_s;  // [nkb][8 NT]
   const int* act_f;    // v13: [nkb] 1 where every token's FP4 block was folded (scaled) into bf16
+  const int* act_c;    // v14 at M = 1: [nkb] the token's integer start values (act: [nkb][4], act_s: [nkb])
   int act_tiles;       // v13: token tiles per K block in act (NT of the pre-pass)
   int seg_start[3];    // first K block of each segment
 };
@@ -47,25 +48,50 @@ __device__ __forceinline__ void fp4x8_to_f16(uint32_t w, uint32_t (&P)[4]) {
   }
 }
 
-// 4 FP6 codes (low 24 bits) -> 2 f16x2 pairs of value * 2^-6 (E2M3) or * 2^-4 (E3M2).
-__device__ __forceinline__ void fp6x4_to_f16(uint32_t x, bool e2m3, uint32_t& p0, uint32_t& p1) {
-  const uint32_t b = (x & 0x3Fu) | ((x << 2) & 0x3F00u) | ((x << 4) & 0x3F0000u) | ((x << 6) & 0x3F000000u);
-  const uint32_t sign = (b << 2) & 0x80808080u;
-  const uint32_t e = e2m3 ? (b & 0x1F1F1F1Fu) | sign : ((b << 1) & 0x3E3E3E3Eu) | sign;
-  p0 = e4m3x2_to_f16x2(e);
-  p1 = e4m3x2_to_f16x2(e >> 16);
+// 4 FP6 codes (6-bit fields of the low 24 bits of x; higher bits ignored) -> 4 bytes s00mmmmm, code
+// i in byte i: its sign at bit 7, its 5 magnitude bits low. Three moves, each "t = y & M; y += t * k"
+// (the masked bits move left by log2(k + 1) into zero bits; LOP3 + IMAD, so half the work goes to the
+// FMA pipe): codes 2, 3 up 4 bits (two codes per 16-bit half), the odd codes up 2 (one per byte),
+// the signs up 2 (bit 5 to 7). 7 instructions where a shift and mask per distance took 9, and the
+// byte-by-byte spread of session 5 ~19 with the sign placement.
+__device__ __forceinline__ uint32_t fp6x4_spread(uint32_t x) {
+  uint32_t y = x & 0xFFFu;
+  y += (x & 0xFFF000u) * 16u;       // codes 0, 1 at bits 0-11, codes 2, 3 at 16-27
+  y += (y & 0x0FC00FC0u) * 3u;      // codes 1, 3 to bits 8-13, 24-29
+  return y + (y & 0x20202020u) * 3u;  // each sign from bit 5 to bit 7 of its byte
+}
+
+// FP6 values reach the f16 MMAs as value * 2^-12 (E3M2) or * 2^-6 (E2M3), on weights and
+// activations alike; a block's partial is multiplied by this to undo both factors.
+__host__ __device__ constexpr float fp6_f16_undo(bool e2m3) { return e2m3 ? 4096.0f : 16777216.0f; }
+
+// 4 FP6 codes -> 2 f16x2 pairs (codes 0, 1 and 2, 3) of value * 2^-12 (E3M2) or * 2^-6 (E2M3).
+// E3M2: a spread byte s00eeemm is the high byte of the f16 with exponent field 00eee and mantissa
+// mm00000000, i.e. the value times 2^(3 - 15) (E3M2 subnormals land on f16 subnormals, exactly):
+// one PRMT per pair. E2M3: a spread byte s00eemmm is the E4M3 code of exponent 00ee, value times
+// 2^(1 - 7), widened by the hardware conversion.
+template <bool E2M3>
+__device__ __forceinline__ void fp6x4_to_f16(uint32_t x, uint32_t& p0, uint32_t& p1) {
+  const uint32_t b = fp6x4_spread(x);
+  if constexpr (E2M3) {
+    p0 = e4m3x2_to_f16x2(b);
+    p1 = e4m3x2_to_f16x2(b >> 16);
+  } else {
+    p0 = prmt(b, 0u, 0x1404u);
+    p1 = prmt(b, 0u, 0x3424u);
+  }
 }
 
 
-// Elements 8q .. 8q + 7 of one row's block as 4 f16x2 pairs (FP6: times 2^-6 / 2^-4). For FP6 the 6
-// bytes come as lo (bytes 0-3) and hi (bytes 4-5 in the low half).
-template <int SEG>
-__device__ __forceinline__ void row_pairs(uint32_t lo, uint32_t hi, bool e2m3, uint32_t (&P)[4]) {
+// Elements 8q .. 8q + 7 of one row's block as 4 f16x2 pairs (FP6: times 2^-6 / 2^-12). For FP6 the 6
+// bytes come as lo (bytes 0-3) and hi (bytes 4-5 in the low half; higher bits are ignored).
+template <int SEG, bool E2M3 = false>
+__device__ __forceinline__ void row_pairs(uint32_t lo, uint32_t hi, uint32_t (&P)[4]) {
   if constexpr (SEG == 0) {
     fp4x8_to_f16(lo, P);
   } else if constexpr (SEG == 1) {
-    fp6x4_to_f16(lo & 0xFFFFFFu, e2m3, P[0], P[1]);
-    fp6x4_to_f16((lo >> 24) | (hi << 8), e2m3, P[2], P[3]);
+    fp6x4_to_f16<E2M3>(lo, P[0], P[1]);
+    fp6x4_to_f16<E2M3>(__funnelshift_r(lo, hi, 24), P[2], P[3]);
   } else {
     P[0] = e4m3x2_to_f16x2(lo);
     P[1] = e4m3x2_to_f16x2(lo >> 16);
@@ -158,7 +184,7 @@ __device__ __forceinline__ void load_weight_words(const uint8_t* wsrc, const uin
     w[0] = v.x, w[1] = 0u, w8[0] = v.y, w8[1] = 0u;
   } else if constexpr (SEG == 1) {
     const uint32_t w0 = ld_nc_u32(wsrc), w1 = ld_nc_u32(wsrc + 4), w2 = ld_nc_u32(wsrc + 8);
-    w[0] = w0, w[1] = w1 & 0xFFFFu, w8[0] = (w1 >> 16) | (w2 << 16), w8[1] = w2 >> 16;
+    w[0] = w0, w[1] = w1, w8[0] = __funnelshift_r(w1, w2, 16), w8[1] = w2 >> 16;  // row_pairs ignores bits past 48
   } else {
     const uint4 v = ld_nc_v4(wsrc);
     w[0] = v.x, w[1] = v.y, w8[0] = v.z, w8[1] = v.w;
@@ -247,11 +273,12 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
         sc = 1.0f;
       }
     } else if (seg == 0) {
-      row_pairs<0>(lo, hi, p.fp6_e2m3, P);
+      row_pairs<0>(lo, hi, P);
     } else if (seg == 1) {
-      row_pairs<1>(lo, hi, p.fp6_e2m3, P);
+      if (p.fp6_e2m3) row_pairs<1, true>(lo, hi, P);
+      else row_pairs<1, false>(lo, hi, P);
     } else {
-      row_pairs<2>(lo, hi, p.fp6_e2m3, P);
+      row_pairs<2>(lo, hi, P);
     }
   }
   if constexpr (MODE == kActInt4) {

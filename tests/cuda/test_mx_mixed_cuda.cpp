@@ -55,6 +55,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV11Kernel);  // FP4 blocks on int8 MMAs
   k.push_back(cuda::kGemvPreparedV12Kernel);  // v11 launched after its pre-pass programmatically
   k.push_back(cuda::kGemvPreparedV13Kernel);  // row groups per CTA, FP4 on bf16 MMAs with folded scales
+  k.push_back(cuda::kGemvPreparedV14Kernel);  // v13 with the compact one-token pre-pass at M = 1
   return k;
 }
 
@@ -458,52 +459,83 @@ TEST(CudaMxMixedGemmFp8, NaNScalesPoisonTheirRowAndColumn) {
     }
 }
 
+namespace {
+
+// One kernel on case c: random raw codes in every segment (every FP4 code pair, -0 included), scales
+// 2^-9 .. 2^9; per-block scale codes 0..120 against 134..234 both ways; a NaN scale per segment,
+// which must poison exactly its row / column.
+void check_raw_extreme_and_nan(const GemmCase& c, int kernel) {
+  const int64_t M = c.M;
+  const auto perm = random_permutation(c.K);
+  const std::string what = "kernel " + std::to_string(kernel) + " M=" + std::to_string(M) + " K=" + std::to_string(c.K) +
+                           (c.split.fp6 == ElemFormat::fp6_e2m3 ? " e2m3" : " e3m2");
+  {  // raw random codes in every segment, scales 2^-9 .. 2^9
+    auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+    auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+    randomize_raw_codes(xq);
+    randomize_raw_codes(wq);
+    const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+    EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5) << what << " raw codes";
+  }
+  for (int trial = 0; trial < 2; ++trial) {  // codes 0..120 against 134..234
+    auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+    auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+    std::uniform_int_distribution<int> lo(0, 120), hi(134, 234);
+    for (int seg = 0; seg < kSegments; ++seg) {
+      for (auto& b : xq.seg[seg].scales) b = static_cast<uint8_t>(trial ? lo(rng()) : hi(rng()));
+      for (auto& b : wq.seg[seg].scales) b = static_cast<uint8_t>(trial ? hi(rng()) : lo(rng()));
+    }
+    const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
+    EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5)
+        << what << " extreme scales trial " << trial;
+  }
+  for (int seg = 0; seg < kSegments; ++seg) {  // a NaN scale poisons its row / column only
+    auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
+    auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
+    const int64_t bad_m = M - 1, bad_n = std::min<int64_t>(29, c.N - 1), nb = c.split.count(seg) / 32;
+    if (nb == 0) continue;
+    if (M > 1) xq.seg[seg].scales[static_cast<size_t>(bad_m * nb + nb - 1)] = 0xFF;
+    wq.seg[seg].scales[static_cast<size_t>(bad_n * nb)] = 0xFF;
+    const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
+    for (int64_t m = 0; m < c.M; ++m)
+      for (int64_t n = 0; n < c.N; ++n) {
+        const float got = y[static_cast<size_t>(m * c.N + n)];
+        if ((M > 1 && m == bad_m) || n == bad_n) ASSERT_TRUE(std::isnan(got)) << what << " seg " << seg << " " << m << "," << n;
+        else ASSERT_TRUE(std::isfinite(got)) << what << " seg " << seg << " " << m << "," << n;
+      }
+  }
+}
+
+}  // namespace
+
 // The prepared decode versions at M = 1 (v11 skips the odd tokens' promotion there), M = 9 (two
-// token tiles): extreme per-block scales and NaN scales in an FP4-heavy split, where v11's integer
-// path carries most of K, plus every FP4 code pair (random raw codes, -0 included).
+// token tiles), 33 and 70 (v13's rows kernel): extreme per-block scales and NaN scales in an
+// FP4-heavy split, where v11's integer path carries most of K, plus random raw codes; both FP6 formats.
 TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
   for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
-                     cuda::kGemvPreparedV13Kernel})
-    for (int64_t M : {1, 9, 33, 70}) {
-      const GemmCase c{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, ElemFormat::fp6_e2m3}};
-      const auto perm = random_permutation(c.K);
-      const std::string what = "kernel " + std::to_string(kernel) + " M=" + std::to_string(M);
-      {  // raw random codes in every segment, scales 2^-9 .. 2^9
-        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
-        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
-        randomize_raw_codes(xq);
-        randomize_raw_codes(wq);
-        const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
-        EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5) << what << " raw codes";
-      }
-      for (int trial = 0; trial < 2; ++trial) {  // codes 0..120 against 134..234
-        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
-        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
-        std::uniform_int_distribution<int> lo(0, 120), hi(134, 234);
-        for (int seg = 0; seg < kSegments; ++seg) {
-          for (auto& b : xq.seg[seg].scales) b = static_cast<uint8_t>(trial ? lo(rng()) : hi(rng()));
-          for (auto& b : wq.seg[seg].scales) b = static_cast<uint8_t>(trial ? hi(rng()) : lo(rng()));
-        }
-        const auto ref = matmul_nt_double(dequant_double(xq), dequant_double(wq), c.M, c.N, c.K);
-        EXPECT_LE(rel_frobenius(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel), ref), 1e-5)
-            << what << " extreme scales trial " << trial;
-      }
-      for (int seg = 0; seg < kSegments; ++seg) {  // a NaN scale poisons its row / column only
-        auto xq = quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split);
-        auto wq = quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split);
-        const int64_t bad_m = M - 1, bad_n = 29, nb = c.split.count(seg) / 32;
-        if (M > 1) xq.seg[seg].scales[static_cast<size_t>(bad_m * nb + nb - 1)] = 0xFF;
-        wq.seg[seg].scales[static_cast<size_t>(bad_n * nb)] = 0xFF;
-        const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
-        for (int64_t m = 0; m < c.M; ++m)
-          for (int64_t n = 0; n < c.N; ++n) {
-            const float got = y[static_cast<size_t>(m * c.N + n)];
-            if ((M > 1 && m == bad_m) || n == bad_n) ASSERT_TRUE(std::isnan(got)) << what << " seg " << seg << " " << m << "," << n;
-            else ASSERT_TRUE(std::isfinite(got)) << what << " seg " << seg << " " << m << "," << n;
-          }
-      }
-    }
+                     cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel})
+    for (int64_t M : {1, 9, 33, 70})
+      for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2})
+        check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
+}
+
+// v14's one-token pre-pass runs at M = 1 where the fused kernel does not: more than 128 K blocks (or
+// a grid beyond one wave). Random splits (empty segments included) of K = 32 * 129 .. 32 * 200, both
+// FP6 formats, raw codes, extreme and NaN scales; the default dispatch too.
+TEST(CudaMxMixedGemv, OneTokenPrePassLongK) {
+  SKIP_WITHOUT_GPU();
+  for (int trial = 0; trial < 6; ++trial) {
+    GemmCase c;
+    c.M = 1;
+    c.N = 16 * std::uniform_int_distribution<int64_t>(1, 6)(rng());
+    c.K = 32 * std::uniform_int_distribution<int64_t>(129, 200)(rng());
+    c.split = random_split(c.K);
+    c.split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+    check_gemm(c, cuda::kGemvPreparedV14Kernel);
+    check_gemm(c, cuda::kGemvPreparedKernel);
+    check_raw_extreme_and_nan(c, cuda::kGemvPreparedV14Kernel);
+  }
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
