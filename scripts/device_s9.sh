@@ -6,6 +6,7 @@
 #   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
 #   decab     bench_gemm at each M of S9_M (default 1) on Llama-3.1-8B shapes, old and new binary alternating,
 #             two rounds; mixes: the defaults, FP6-only E3M2 / E2M3, the calibrated SmolLM2 allocation
+#   preab     prefill GEMM v15 / v18 / default at M = 256 and 1024, old and new binary
 #   d70       Llama-3.1-70B shapes at M = 1, old and new binary, one round
 #   dec       the new binary alone at M = S9_MS (default 1 2 4 8 16), same mixes
 #   ncu       ncu on v12's and v14's GEMV kernels at M = 1, gate_up, 70/20/10
@@ -24,16 +25,25 @@ if has decab; then
       exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
       timeout 200 $exe --m $m --kernels -1 --reps 25 "${mixes[@]}" --json "$OUT/s9_dec_m${m}_${b}_r$round.json" > "$OUT/s9_dec_m${m}_${b}_r$round.txt" 2>&1
       echo "== $b M=$m round $round rc=$?"
-      grep -E "70/20/10|calib" "$OUT/s9_dec_m${m}_${b}_r$round.txt" | grep -E "gemv v1[34]" | awk -F'|' '{print $2, $8, $9, $11, $13}' | head -40
+      grep -E "70/20/10|calib" "$OUT/s9_dec_m${m}_${b}_r$round.txt" | grep -E "gemv v1[345]" | awk -F'|' '{print $2, $8, $9, $11, $13}' | head -40
     done
   done
+  done
+fi
+if has preab; then  # prefill GEMMs reading FP6 through fp6x4_to_e4m3 (v15, v18, default) at M = 256 / 1024, old and new alternating
+  for m in 256 1024; do
+    for b in old new; do
+      exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+      timeout 200 $exe --m $m --kernels 0,15,18 --reps 15 > "$OUT/s9_pre_m${m}_${b}.txt" 2>&1
+      echo "== prefill $b M=$m rc=$?"; grep -E "70/20/10" "$OUT/s9_pre_m${m}_${b}.txt" | awk -F'|' '{print $2, $8, $9, $12}'
+    done
   done
 fi
 if has d70; then  # Llama-3.1-70B shapes at M = 1, old and new alternating, one round
   for b in old new; do
     exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
     timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --json "$OUT/s9_d70_${b}.json" > "$OUT/s9_d70_${b}.txt" 2>&1
-    echo "== 70B $b rc=$?"; grep -E "70/20/10" "$OUT/s9_d70_${b}.txt" | grep -E "gemv v1[34]" | awk -F'|' '{print $2, $8, $9, $11, $13}'
+    echo "== 70B $b rc=$?"; grep -E "70/20/10" "$OUT/s9_d70_${b}.txt" | grep -E "gemv v1[345]" | awk -F'|' '{print $2, $8, $9, $11, $13}'
   done
 fi
 if has dec; then

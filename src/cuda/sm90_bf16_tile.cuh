@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "cuda/mx_bits.cuh"
 #include "cuda/ptx_helpers.cuh"
 #include "cuda/sm90_mx_mixed_gemm_fp8.cuh"
 
@@ -136,13 +137,6 @@ __device__ __forceinline__ void e4m3x4_to_bf16(uint32_t e, uint32_t f6, bool fp6
   o1 = pack_bf16x2(b.x * s, b.y * s);
 }
 
-// 4 FP6 codes (6-bit fields of the low 24 bits of x) -> 4 E4M3 bytes (value * 2^-6 for E2M3,
-// * 2^-4 for E3M2).
-__device__ __forceinline__ uint32_t fp6x4_to_e4m3(uint32_t x, bool e2m3) {
-  const uint32_t b = (x & 0x3Fu) | ((x << 2) & 0x3F00u) | ((x << 4) & 0x3F0000u) | ((x << 6) & 0x3F000000u);
-  const uint32_t sign = (b << 2) & 0x80808080u;
-  return e2m3 ? (b & 0x1F1F1F1Fu) | sign : ((b << 1) & 0x3E3E3E3Eu) | sign;
-}
 
 __device__ __forceinline__ int seg_of(const Fp8GemmArgs& p, int64_t kb, int64_t& lb) {
   if (kb < p.kb4) {
