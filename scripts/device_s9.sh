@@ -9,7 +9,7 @@
 #   preab     prefill GEMM v15 / v18 / default at M = 256 and 1024, old and new binary
 #   d70       Llama-3.1-70B shapes at M = 1, old and new binary, one round
 #   dec       the new binary alone at M = S9_MS (default 1 2 4 8 16), same mixes
-#   ncu       ncu on v12's and v14's GEMV kernels at M = 1, gate_up, 70/20/10
+#   ncu       ncu (with stall samples) on the M = 1 GEMV kernels, gate_up, 70/20/10 (S9_NCU: name suffixes)
 # Logs in $OUT/s9_<parts>.tgz.
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,decab}
@@ -17,7 +17,7 @@ has() { [[ ",$parts," == *",$1,"* ]]; }
 mixes=(--mix e3m2-only:0:1 --mix e2m3-only:0:1:e2m3 --mix calib-smollm2@5:0.635:0.352:e2m3)
 ls -l --time-style=+%H:%M $D/micromix_tests $D/bench_gemm | awk '{print $6, $7}'
 has tests && run_gpu_tests s9
-has sanitize && run_sanitizers s9 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes' 'CudaMxMixedGemv.OneTokenPrePassLongK'
+has sanitize && run_sanitizers s9 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes' 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes'
 if has decab; then
   for m in ${S9_M:-1}; do
   for round in 1 2; do
@@ -52,13 +52,14 @@ if has dec; then
     echo "dec M=$m rc=$?"
   done
 fi
-if has ncu; then  # v12's kernel (8-token tiles, SRC 0) and v14's (one-token pre-pass, SRC 2), one launch each
+if has ncu; then  # the M = 1 GEMV kernels on gate_up 70/20/10, one launch each (S9_NCU: mangled-name suffixes)
   S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats --section InstructionStats --section LaunchStats --section Occupancy"
-  for src in 0 2; do
-    timeout 300 ncu $S --kernel-name-base mangled -k regex:gemv_fragILi1ELb1ELb0ELi${src}ELi8E --launch-skip 3 --launch-count 1 \
-      $D/bench_gemm --m 1 --only gate_up --kernels -1 --reps 1 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s9_ncu_src$src.txt" 2>&1
-    echo "ncu SRC=$src rc=$?"
-    grep -E "Duration|DRAM Throughput|L2 Cache Throughput|Issued Warp|No Eligible|Warp Cycles Per Issued|Executed Instructions |Registers Per|Achieved Occupancy" "$OUT/s9_ncu_src$src.txt" | head -20
+  for k in ${S9_NCU:-Li0ELi8E Li2ELi8E}; do
+    timeout 300 ncu $S --metrics smsp__pcsamp_warps_issue_stalled_long_scoreboard,smsp__pcsamp_warps_issue_stalled_short_scoreboard,smsp__pcsamp_warps_issue_stalled_wait,smsp__pcsamp_warps_issue_stalled_math_pipe_throttle,smsp__pcsamp_warps_issue_stalled_lg_throttle,smsp__pcsamp_warps_issue_stalled_mio_throttle,smsp__pcsamp_warps_issue_stalled_not_selected,smsp__pcsamp_warps_issue_stalled_selected,smsp__pcsamp_warps_issue_stalled_barrier,smsp__pcsamp_warps_issue_stalled_dispatch_stall,smsp__pcsamp_warps_issue_stalled_no_instructions,smsp__pcsamp_warps_issue_stalled_drain,smsp__pcsamp_warps_issue_stalled_membar,smsp__pcsamp_warps_issue_stalled_sleeping,smsp__pcsamp_warps_issue_stalled_branch_resolving,smsp__pcsamp_warps_issue_stalled_tex_throttle,smsp__pcsamp_warps_issue_stalled_imc_miss \
+      --kernel-name-base mangled -k regex:gemv_fragILi1ELb1ELb0E$k --launch-skip 3 --launch-count 1 \
+      $D/bench_gemm --m 1 --only gate_up --kernels -1 --reps 1 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s9_ncu_$k.txt" 2>&1
+    echo "ncu $k rc=$?"
+    grep -E "Duration|DRAM Throughput|Issued Warp|Warp Cycles Per Issued|Executed Instructions |Achieved Active Warps|pcsamp" "$OUT/s9_ncu_$k.txt" | head -30
   done
 fi
 tag=$(echo "$parts" | tr ',' '_')

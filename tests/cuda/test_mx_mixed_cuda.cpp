@@ -536,6 +536,9 @@ TEST(CudaMxMixedGemv, OneTokenPrePassLongK) {
     check_gemm(c, cuda::kGemvPreparedKernel);
     check_raw_extreme_and_nan(c, cuda::kGemvPreparedV14Kernel);
   }
+  // A full super-group of 8 row groups and a partial one (N = 176): both block strides of the layout.
+  check_gemm(GemmCase{1, 176, 32 * 150, MixedSplit{32 * 100, 32 * 37, 32 * 13, ElemFormat::fp6_e2m3}},
+             cuda::kGemvPreparedV14Kernel);
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
