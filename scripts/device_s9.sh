@@ -17,7 +17,7 @@ has() { [[ ",$parts," == *",$1,"* ]]; }
 mixes=(--mix e3m2-only:0:1 --mix e2m3-only:0:1:e2m3 --mix calib-smollm2@5:0.635:0.352:e2m3)
 ls -l --time-style=+%H:%M $D/micromix_tests $D/bench_gemm | awk '{print $6, $7}'
 has tests && run_gpu_tests s9
-has sanitize && run_sanitizers s9 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes' 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes'
+has sanitize && run_sanitizers s9 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.RowsKernelFromNineRowsOnWideLayers' 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.RowsKernelFromNineRowsOnWideLayers'
 if has decab; then
   for m in ${S9_M:-1}; do
   for round in 1 2; do

@@ -91,7 +91,8 @@ int mx_mixed_gemv_versions();
 // programmatic dependent of its activation pre-pass; 13: 12 up to 16 rows, and above 16 rows
 // mx_gemv_decode_rows.cu's kernel: 64 rows per launch pair, 32 tokens per CTA, FP4 blocks on bf16
 // MMAs with both scales folded in where exact; 14, the default: 13 with a compact one-token pre-pass
-// at M = 1 where the fused kernel does not apply);
+// at M = 1 where the fused kernel does not apply, and the rows kernel from 9 rows up on layers wide
+// enough for 8 row groups per CTA);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
 // one prepared copy serves every M.
 // The prepared matrix has exactly the row-major one's arrays and sizes (allocate it the same way);

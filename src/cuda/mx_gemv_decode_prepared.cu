@@ -46,6 +46,7 @@
 // beyond one wave, K > 4096: gate_up, down) the pre-pass writes only the one token, in the fused
 // path's compact layout (72 bytes per K block), and the GEMV reads it like the fused path does. The
 // 8-token tiles cost every warp 512 bytes of L2 reads per block, more than the block's weights.
+// From 9 rows up, layers with N large enough for 8 row groups per CTA take the rows kernel.
 // Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_gemv_prepared_common.cuh),
 // the FP6 format is a template parameter instead of a per-block select, and at M = 1 the f16 path
 // skips the absent odd token's promotion like the integer path.
@@ -457,7 +458,10 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // Rows per launch pair: 16 (v10-v12; the decode range is M <= 16, larger M works), 64 (v13, v14).
   // v13 = v12 up to 16 rows, the rows kernel beyond (mx_gemv_decode_rows.cu); v14 = v13 with the
   // compact one-token pre-pass at M = 1 where the fused path does not apply.
-  const bool rows = version >= 13 && a.rows > 16;
+  // v14 also from 9 rows up where the rows kernel runs 8 row groups per CTA (large N): H100, 70/20/10,
+  // Llama-3.1-8B gate_up M = 16 55.6-56.9 -> 51.5-52.1 us, M = 9 54.8-55.6 -> 50.3-54.2; on the smaller
+  // layers (1 row group per CTA) it was slower there (qkv 18.5 -> 19.8, o 12.2 -> 13.4, down 25.5 -> 28.5).
+  const bool rows = version >= 13 && (a.rows > 16 || (version >= 14 && a.rows > 8 && gemv_rows_groups_per_cta(p.groups) == 8));
   const int64_t rows_per_launch = rows ? kRowsTokens : 16;
   if (rows) ws = static_cast<uint8_t*>(scratch_alloc(gemv_rows_workspace(nkb), s));
   for (int64_t m0 = 0; m0 < a.rows; m0 += rows_per_launch) {

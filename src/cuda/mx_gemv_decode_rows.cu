@@ -267,8 +267,13 @@ int gemv_rows_groups_per_cta(int64_t groups) {
 }
 
 void gemv_rows_launch(V10Args q, int nkb, uint8_t* ws, cudaStream_t s) {
-  // 4 token tiles (32 tokens) per CTA; beyond 32 rows two chunks.
+  // 4 token tiles (32 tokens) per CTA; beyond 32 rows two chunks; up to 16 rows 2 tiles.
   const int chunks = q.M > 32 ? 2 : 1, rg = gemv_rows_groups_per_cta(q.groups);
+  if (q.M <= 16) {
+    prepass_rows<2>(q, nkb, ws, s);
+    launch_rows<2>(q, 1, rg, s);
+    return;
+  }
   if (q.M <= 32) prepass_rows<4>(q, nkb, ws, s);
   else prepass_rows<8>(q, nkb, ws, s);
   launch_rows<4>(q, chunks, rg, s);

@@ -332,5 +332,7 @@ void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool p
 constexpr int kRowsTokens = 64;
 size_t gemv_rows_workspace(int nkb);
 void gemv_rows_launch(V10Args q, int nkb, uint8_t* ws, cudaStream_t s);
+// Row groups per CTA of the rows kernel for `groups` 16-row groups (1 or 8; MICROMIX_GEMV_RG overrides).
+int gemv_rows_groups_per_cta(int64_t groups);
 
 }  // namespace micromix::cuda::gemvp

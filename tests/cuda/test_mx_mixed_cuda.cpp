@@ -520,6 +520,16 @@ TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
         check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
 }
 
+// v14 runs the rows kernel (2 token tiles) from 9 rows up where N is large enough for 8 row groups
+// per CTA (N = 25,600 on a 132-SM GPU); small K keeps the double-precision reference cheap.
+TEST(CudaMxMixedGemv, RowsKernelFromNineRowsOnWideLayers) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t M : {9, 16})
+    for (int kernel : {cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedKernel})
+      check_gemm(GemmCase{M, 16 * 1600, 32 * 5, MixedSplit{32 * 2, 32 * 2, 32, M == 9 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}},
+                 kernel);
+}
+
 // v14's one-token pre-pass runs at M = 1 where the fused kernel does not: more than 128 K blocks (or
 // a grid beyond one wave). Random splits (empty segments included) of K = 32 * 129 .. 32 * 200, both
 // FP6 formats, raw codes, extreme and NaN scales; the default dispatch too.
