@@ -47,7 +47,7 @@
 // path's compact layout (72 bytes per K block), and the GEMV reads it like the fused path does. The
 // 8-token tiles cost every warp 512 bytes of L2 reads per block, more than the block's weights.
 // From 9 rows up, layers with N large enough for 8 row groups per CTA take the rows kernel.
-// Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_gemv_prepared_common.cuh),
+// Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_bits.cuh),
 // the FP6 format is a template parameter instead of a per-block select, and at M = 1 the f16 path
 // skips the absent odd token's promotion like the integer path.
 #include <cuda_bf16.h>
@@ -98,6 +98,19 @@ struct FusedAct {
   float* s;   // [nkb]
   int* c;     // [nkb]
 };
+
+// Quarter i (K block i / 4, quarter i % 4) of the one token, decoded into the compact layout f (the
+// fused kernel's prologue and v14's pre-pass). Every lane of the calling warp must be here:
+// decode_act_quarter shuffles within quads.
+template <int MODE>
+__device__ __forceinline__ void decode_token_quarter(const V10Args& p, int nkb, int i, const FusedAct& f) {
+  const int kb = i >> 2, q = i & 3;
+  const bool live = i < nkb * 4;
+  const ActQuarter d = decode_act_quarter<MODE>(p, live, live ? kb : 0, 0, q);
+  if (!live) return;
+  f.b[i] = d.b;
+  if (q == 0) f.s[kb] = d.s, f.c[kb] = d.c;
+}
 
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
@@ -257,15 +270,8 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
     griddep_wait();
   }
   if constexpr (SRC == kSrcTokenSmem) {
-    for (int base = 0; base < nkb * 4; base += kWarps * 32) {  // uniform trip count: whole warps shuffle
-      const int i = base + static_cast<int>(threadIdx.x), kb = i >> 2, q = i & 3;
-      const bool live = i < nkb * 4;
-      const ActQuarter d = decode_act_quarter<INT4>(p, live, live ? kb : 0, 0, q);
-      if (live) {
-        f.b[i] = d.b;
-        if (q == 0) f.s[kb] = d.s, f.c[kb] = d.c;
-      }
-    }
+    for (int base = 0; base < nkb * 4; base += kWarps * 32)  // uniform trip count: whole warps shuffle
+      decode_token_quarter<INT4 ? kActInt4 : kActF16>(p, nkb, base + static_cast<int>(threadIdx.x), f);
   }
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -317,12 +323,7 @@ __global__ void prepare_segment(const uint8_t* __restrict__ codes, const uint8_t
 // whole warps (decode_act_quarter shuffles within quads).
 __global__ void prepare_token(V10Args p, int nkb, uint4* __restrict__ b, float* __restrict__ s, int* __restrict__ c) {
   griddep_launch_dependents();  // the GEMV's CTAs may start and prefetch their weights now
-  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), kb = i >> 2, q = i & 3;
-  const bool live = i < nkb * 4;
-  const ActQuarter d = decode_act_quarter<kActInt4>(p, live, live ? kb : 0, 0, q);
-  if (!live) return;
-  b[i] = d.b;
-  if (q == 0) s[kb] = d.s, c[kb] = d.c;
+  decode_token_quarter<kActInt4>(p, nkb, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), FusedAct{b, s, c});
 }
 
 }  // namespace
@@ -376,13 +377,13 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       int dev = 0, sms = 0, per16 = 0, per8 = 0;
       MM_CUDA_CHECK(cudaGetDevice(&dev));
       MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true, 16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(kFusedMaxBytes)));
-      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, true, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(kFusedMaxBytes)));
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per16, gemv_frag<1, true, false, true, 16>, 16 * 32,
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per16, gemv_frag<1, true, false, kSrcTokenSmem, 16>, 16 * 32,
                                                                   kFusedMaxBlocks * kFusedBytesPerBlock));
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per8, gemv_frag<1, true, false, true, 8>, 8 * 32,
+      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per8, gemv_frag<1, true, false, kSrcTokenSmem, 8>, 8 * 32,
                                                                   kFusedMaxBlocks * kFusedBytesPerBlock));
       resident16 = sms * per16;
       resident8 = std::max(1, sms * per8);

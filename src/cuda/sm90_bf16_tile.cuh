@@ -137,7 +137,6 @@ __device__ __forceinline__ void e4m3x4_to_bf16(uint32_t e, uint32_t f6, bool fp6
   o1 = pack_bf16x2(b.x * s, b.y * s);
 }
 
-
 __device__ __forceinline__ int seg_of(const Fp8GemmArgs& p, int64_t kb, int64_t& lb) {
   if (kb < p.kb4) {
     lb = kb;
