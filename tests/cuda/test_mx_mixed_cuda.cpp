@@ -322,7 +322,7 @@ TEST(CudaMxMixedGemm, EmptyKWritesZeros) {
     const auto y = cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, kernel);
     for (float v : y) ASSERT_EQ(v, 0.0f) << "kernel " << kernel;
   }
-  for (int64_t M : {3, 40}) {  // the prepared decode path, v13's rows kernel included
+  for (int64_t M : {1, 3, 40}) {  // the prepared decode path (M = 1: the fused kernel), v13's rows kernel included
     const auto xm = quantize_mixed({}, M, 0, {}, MixedSplit{});
     for (int kernel : {cuda::kGemvPreparedKernel, cuda::kGemvPreparedV12Kernel, cuda::kGemvPreparedV13Kernel,
                        cuda::kGemmPreparedKernel}) {

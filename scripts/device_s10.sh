@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Session-10 runs on the device (binaries in .devgpu/), issue 5, decode at M = 1. The three decode
+# variants measured this session (a per-lane cp.async ring, bulk-copy super-group CTAs, L2 prefetch of
+# the next batch) were run by hand as bench_gemm --m 1 [--model llama3.1-70b] --kernels -1 next to v14;
+# all slower, removed (bench/GPU_NOTES.md, session 10).
+#   bash scripts/device_s10.sh [comma list of parts]
+#   stream    bench_decode_stream (the decode GEMV's memory side alone) on gate_up (70/20/10, all-MXFP4),
+#             down and o, then bench_gemm's M = 1 decode rows of the 8B layers in the same call
+#   tests     all GPU tests (CudaMx*, MxMixed*)
+#   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
+#   math      bench_decode_stream with stand-in arithmetic per block (pattern-u4+X), gate_up and down
+source "$(dirname "$0")/device_env.sh"
+parts=${1:-tests,math}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+if has stream; then
+  $D/bench_decode_stream 2>&1 | tee "$OUT/s10_stream_gateup.txt"
+  $D/bench_decode_stream --blocks 128,0,0 2>&1 | tee "$OUT/s10_stream_gateup_fp4.txt"
+  $D/bench_decode_stream --n 4096 --blocks 314,90,44 2>&1 | tee "$OUT/s10_stream_down.txt"
+  $D/bench_decode_stream --n 4096 --blocks 90,25,13 2>&1 | tee "$OUT/s10_stream_o.txt"
+  timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_dec_m1.txt" 2>&1
+  grep -E "gate_up|down|qkv|o " "$OUT/s10_dec_m1.txt" | head -20
+fi
+if has math; then
+  $D/bench_decode_stream --rounds 9 2>&1 | tee "$OUT/s10_math_gateup.txt"
+  $D/bench_decode_stream --rounds 9 --n 4096 --blocks 314,90,44 2>&1 | tee "$OUT/s10_math_down.txt"
+fi
+has tests && run_gpu_tests s10
+has sanitize && run_sanitizers s10 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros' 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes'
