@@ -9,6 +9,7 @@
 #   tests     all GPU tests (CudaMx*, MxMixed*)
 #   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
 #   math      bench_decode_stream with stand-in arithmetic per block (pattern-u4+X), gate_up and down
+#   ab        bench_gemm at M = 1, .devgpu/bench_gemm_old and the new build alternating (8B two rounds, 70B one)
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,math}
 has() { [[ ",$parts," == *",$1,"* ]]; }
@@ -27,3 +28,17 @@ if has math; then
 fi
 has tests && run_gpu_tests s10
 has sanitize && run_sanitizers s10 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros' 'CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes'
+if has ab; then  # M = 1 decode, the previous build (.devgpu/bench_gemm_old) and this one alternating, two rounds; 70B one round
+  for round in 1 2; do
+    for b in old new; do
+      exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+      timeout 200 $exe --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 --json "$OUT/s10_ab_${b}_r$round.json" > "$OUT/s10_ab_${b}_r$round.txt" 2>&1
+      echo "== $b round $round rc=$?"; grep -E "gemv v14" "$OUT/s10_ab_${b}_r$round.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+    done
+  done
+  for b in old new; do
+    exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+    timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab70_${b}.txt" 2>&1
+    echo "== 70B $b rc=$?"; grep -E "gemv v14" "$OUT/s10_ab70_${b}.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+  done
+fi

@@ -44,7 +44,7 @@
 //
 // v14 (the default; v13 = v12 up to 16 rows): at M = 1 where the fused kernel does not apply (grids
 // beyond one wave, K > 4096: gate_up, down) the pre-pass writes only the one token, in the fused
-// path's compact layout (72 bytes per K block), and the GEMV reads it like the fused path does. The
+// path's compact layout (68 bytes per K block), and the GEMV reads it like the fused path does. The
 // 8-token tiles cost every warp 512 bytes of L2 reads per block, more than the block's weights.
 // From 9 rows up, layers with N large enough for 8 row groups per CTA take the rows kernel.
 // Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_bits.cuh),
@@ -82,21 +82,21 @@ struct BlockRaw {
 struct ActPtrs {
   const uint4* b;   // (kb, token g, q)
   const float* s;   // (kb, token 2q)
-  const int* c;     // (kb, token 2q)
 };
 
 // Where a lane's activations come from. kSrcTiles: the pre-pass's token tiles (8 tokens per K block,
 // prepare_activations). M = 1 only: kSrcTokenSmem (v11's fused path): the CTA decodes the one token
 // into shared memory first; kSrcTokenGlobal (v14): a pre-pass (prepare_token) writes the one token
 // in the same compact layout to global memory. Both as FusedAct: one (kb, q) slot per K block and
-// quarter plus the block's scale and integer offset, 72 bytes per block where the tiles take 512
-// (the tile layout's 7 empty tokens were read from L2 by every warp of every CTA).
+// quarter plus the block's scale, 68 bytes per block where the tiles take 512 (the tile layout's 7
+// empty tokens were read from L2 by every warp of every CTA). An FP4 block's slot (int8 path) uses only
+// its low 8 bytes for the codes and carries the scale and the integer start value in the other 8, so
+// that its block step loads one 16-byte word of the token instead of three (session 10).
 enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2 };
 
 struct FusedAct {
   uint4* b;   // [nkb][4]
   float* s;   // [nkb]
-  int* c;     // [nkb]
 };
 
 // Quarter i (K block i / 4, quarter i % 4) of the one token, decoded into the compact layout f (the
@@ -108,21 +108,23 @@ __device__ __forceinline__ void decode_token_quarter(const V10Args& p, int nkb, 
   const bool live = i < nkb * 4;
   const ActQuarter d = decode_act_quarter<MODE>(p, live, live ? kb : 0, 0, q);
   if (!live) return;
-  f.b[i] = d.b;
-  if (q == 0) f.s[kb] = d.s, f.c[kb] = d.c;
+  uint4 b = d.b;
+  if (MODE == kActInt4 && kb < p.seg_start[1]) b.z = __float_as_uint(d.s), b.w = static_cast<uint32_t>(d.c);
+  f.b[i] = b;
+  if (q == 0) f.s[kb] = d.s;
 }
 
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
-  if constexpr (SRC != kSrcTiles) return {f.b + kb * 4 + q, f.s + kb, f.c + kb};
+  if constexpr (SRC != kSrcTiles) return {f.b + kb * 4 + q, f.s + kb};
   const int64_t kt = static_cast<int64_t>(kb) * 8 * NT;
-  return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q, nullptr};
+  return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q};
 }
 
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
-  if constexpr (SRC != kSrcTiles) return {a.b + blocks * 4, a.s + blocks, a.c + blocks};
-  return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT, nullptr};
+  if constexpr (SRC != kSrcTiles) return {a.b + blocks * 4, a.s + blocks};
+  return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT};
 }
 
 // Weight pointers of one block for this lane (the caller advances them).
@@ -134,10 +136,15 @@ __device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* w
     // so every accumulator holds a copy of it; only column 0's (token 0's) is stored. No per-lane
     // zeroing (6 selects per block) and the same start value and scale for all columns.
     r.b[0] = SRC == kSrcTokenGlobal ? ld_nc_v4(ap.b) : *ap.b;
-    const float s = SRC == kSrcTokenGlobal ? __uint_as_float(ld_nc_u32(ap.s)) : *ap.s;
-    const int c = SRC == kSrcTokenGlobal ? static_cast<int>(ld_nc_u32(ap.c)) : *ap.c;
-    r.sa[0] = make_float2(s, s);
-    r.corr[0] = make_int2(c, c);
+    if constexpr (INT4 && SEG == 0) {  // scale and start value in the slot's upper half
+      const float s = __uint_as_float(r.b[0].z);
+      const int c = static_cast<int>(r.b[0].w);
+      r.sa[0] = make_float2(s, s);
+      r.corr[0] = make_int2(c, c);
+    } else {
+      const float s = SRC == kSrcTokenGlobal ? __uint_as_float(ld_nc_u32(ap.s)) : *ap.s;
+      r.sa[0] = make_float2(s, s);
+    }
   } else {
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
@@ -257,8 +264,8 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   extern __shared__ uint4 fused_smem[];
   if (kWarps * 32 == 256 || threadIdx.x < 256) scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
   static_assert(kWarps * 32 >= 256, "one table entry per thread");
-  FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4), reinterpret_cast<int*>(fused_smem + nkb * 4) + nkb};
-  if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s), const_cast<int*>(p.act_c)};
+  FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4)};
+  if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s)};
   if constexpr (SRC != kSrcTokenSmem) {
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
@@ -319,11 +326,11 @@ __global__ void prepare_segment(const uint8_t* __restrict__ codes, const uint8_t
 }
 
 // v14's pre-pass at M = 1: thread per (K block, quarter) decodes the token into the compact layout
-// the fused path builds in shared memory (FusedAct: b [nkb][4], s [nkb], c [nkb]). The launch covers
+// the fused path builds in shared memory (FusedAct: b [nkb][4], s [nkb]). The launch covers
 // whole warps (decode_act_quarter shuffles within quads).
-__global__ void prepare_token(V10Args p, int nkb, uint4* __restrict__ b, float* __restrict__ s, int* __restrict__ c) {
+__global__ void prepare_token(V10Args p, int nkb, uint4* __restrict__ b, float* __restrict__ s) {
   griddep_launch_dependents();  // the GEMV's CTAs may start and prefetch their weights now
-  decode_token_quarter<kActInt4>(p, nkb, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), FusedAct{b, s, c});
+  decode_token_quarter<kActInt4>(p, nkb, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), FusedAct{b, s});
 }
 
 }  // namespace
@@ -353,7 +360,7 @@ namespace {
 // area fits next to 2-3 CTAs per SM and the grid fits the GPU in one wave: every CTA decodes all of
 // K before streaming its weights, which costs more than the pre-pass launch once CTAs run in several
 // waves (H100, 70/20/10 M = 1: o 16.4 -> 14.3 us, but gate_up 56 -> 61 us, bench/GPU_NOTES.md).
-constexpr size_t kFusedBytesPerBlock = 4 * sizeof(uint4) + sizeof(float) + sizeof(int);
+constexpr size_t kFusedBytesPerBlock = 4 * sizeof(uint4) + sizeof(float);
 constexpr size_t kFusedMaxBytes = 70 * 1024;
 // K up to 4096 (two prologue rounds of 256 threads): measured faster there; at K = 14336 (down, one
 // wave) the prologue cost more than the pre-pass launch (31.2 vs 30.2 us, H100).
@@ -395,12 +402,11 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       return;
     }
     if (q.M == 1 && token && nkb > 0) {
-      if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 72
+      if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 68
       q.act = reinterpret_cast<uint4*>(ws);
       q.act_s = reinterpret_cast<float*>(ws + static_cast<size_t>(nkb) * 64);
-      q.act_c = reinterpret_cast<int*>(ws + static_cast<size_t>(nkb) * 68);
       prepare_token<<<static_cast<unsigned>((nkb * 4 + 255) / 256), 256, 0, s>>>(
-          q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s), const_cast<int*>(q.act_c));
+          q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s));
       MM_CUDA_CHECK(cudaGetLastError());
       launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
       return;

@@ -28,7 +28,6 @@ struct V10Args {
   const uint4* act;    // [nkb][8 NT][4] x 16 bytes
   const float* act_s;  // [nkb][8 NT]
   const int* act_f;    // v13: [nkb] 1 where every token's FP4 block was folded (scaled) into bf16
-  const int* act_c;    // v14 at M = 1: [nkb] the token's integer start values (act: [nkb][4], act_s: [nkb])
   int act_tiles;       // v13: token tiles per K block in act (NT of the pre-pass)
   int seg_start[3];    // first K block of each segment
 };
