@@ -7,8 +7,10 @@
 // pattern from the cost of the arithmetic:
 //   pattern-uU   v14's structure: a CTA of 8 warps per 16-row group, warp w takes blocks w, w + 8, ...
 //                of each segment, U blocks' loads in flight per batch, then a tail batch; 4 CTAs / SM
+//                (held there by unused dynamic shared memory, as v14's 64 registers hold it)
 //   pattern-u4+X the same with X instructions of stand-in arithmetic per block after the batch's loads
 //                (v14's real block step: ~46 FP4, ~42 FP8, ~75 FP6 instructions per lane)
+//   uUxCcta+48   batches of U blocks with C CTAs per SM (more warps, fewer blocks each), +48 arithmetic
 //   persist-uU   the same work, grid = resident CTAs, each looping over row groups
 //   ring-dD      the same order, each lane copying its bytes of the next D blocks into shared memory
 //                with cp.async (a ring per warp: bytes in flight without holding registers)
@@ -165,8 +167,8 @@ __device__ __forceinline__ uint32_t seg_ring(const Layout& L, int64_t G, int war
   return acc;
 }
 
-template <int U, int MATH = 0>
-__global__ void __launch_bounds__(256, 4) k_pattern(Layout L, uint32_t* sink) {
+template <int U, int MATH = 0, int CTAS = 4>
+__global__ void __launch_bounds__(256, CTAS) k_pattern(Layout L, uint32_t* sink) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t G = blockIdx.x;
   const uint32_t a = seg_pattern<0, U, MATH>(L, G, warp, lane) ^ seg_pattern<1, U, MATH>(L, G, warp, lane) ^
@@ -211,6 +213,11 @@ __global__ void __launch_bounds__(256, 4) k_linear(const uint4* p, int64_t n16, 
   }
   if (a == 0x9E3779B9u) sink[0] = a;
 }
+
+// Dynamic shared memory (unused) that holds a kernel to `ctas` CTAs per SM whatever its registers allow
+// (228 KB per SM, 1 KB reserved per CTA plus the 1 KB static array): the stand-in kernels use fewer
+// registers than v14's 64 and would otherwise run 6 CTAs per SM where v14 runs 4.
+size_t pin_smem(int ctas) { return ctas == 4 ? 46 * 1024 : ctas == 5 ? 38 * 1024 : 31 * 1024; }
 
 template <class F>
 double median_us(F&& launch, int rounds, int reps) {
@@ -307,20 +314,23 @@ int main(int argc, char** argv) {
   };
   constexpr int kRingD = 8;
   const size_t ring_bytes = static_cast<size_t>(kWarps) * kRingD * (32 * 16 + 16);
-  CK(cudaFuncSetAttribute(k_ring<kRingD>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ring_bytes)));
-  CK(cudaFuncSetAttribute(k_ring<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(ring_bytes)));
+  CK(cudaFuncSetAttribute(k_ring<kRingD>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(std::max(ring_bytes, pin_smem(4)))));
+  CK(cudaFuncSetAttribute(k_ring<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(std::max(ring_bytes, pin_smem(4)))));
   for (int pass = 0; pass < 2; ++pass) {
     row("linear", median_us([&](int i) { k_linear<<<sms * 4, 256>>>(reinterpret_cast<const uint4*>(buf[i % copies]), total / 16, sink); }, rounds, reps));
-    row("pattern-u4", median_us([&](int i) { k_pattern<4><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u8", median_us([&](int i) { k_pattern<8><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u4+16", median_us([&](int i) { k_pattern<4, 16><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u4+32", median_us([&](int i) { k_pattern<4, 32><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u4+48", median_us([&](int i) { k_pattern<4, 48><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u4+64", median_us([&](int i) { k_pattern<4, 64><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("pattern-u4+96", median_us([&](int i) { k_pattern<4, 96><<<grid, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("persist-u4", median_us([&](int i) { k_persist<4><<<sms * 4, 256>>>(L[i % copies], sink); }, rounds, reps));
-    row("ring-d4", median_us([&](int i) { k_ring<4><<<grid, 256, ring_bytes / 2>>>(L[i % copies], sink); }, rounds, reps));
-    row("ring-d8", median_us([&](int i) { k_ring<kRingD><<<grid, 256, ring_bytes>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4", median_us([&](int i) { k_pattern<4><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u8", median_us([&](int i) { k_pattern<8><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4+16", median_us([&](int i) { k_pattern<4, 16><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4+32", median_us([&](int i) { k_pattern<4, 32><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4+48", median_us([&](int i) { k_pattern<4, 48><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4+64", median_us([&](int i) { k_pattern<4, 64><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("pattern-u4+96", median_us([&](int i) { k_pattern<4, 96><<<grid, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("u4x6cta+48", median_us([&](int i) { k_pattern<4, 48, 6><<<grid, 256, pin_smem(6)>>>(L[i % copies], sink); }, rounds, reps));
+    row("u3x5cta+48", median_us([&](int i) { k_pattern<3, 48, 5><<<grid, 256, pin_smem(5)>>>(L[i % copies], sink); }, rounds, reps));
+    row("u2x6cta+48", median_us([&](int i) { k_pattern<2, 48, 6><<<grid, 256, pin_smem(6)>>>(L[i % copies], sink); }, rounds, reps));
+    row("persist-u4", median_us([&](int i) { k_persist<4><<<sms * 4, 256, pin_smem(4)>>>(L[i % copies], sink); }, rounds, reps));
+    row("ring-d4", median_us([&](int i) { k_ring<4><<<grid, 256, std::max(ring_bytes / 2, pin_smem(4))>>>(L[i % copies], sink); }, rounds, reps));
+    row("ring-d8", median_us([&](int i) { k_ring<kRingD><<<grid, 256, std::max(ring_bytes, pin_smem(4))>>>(L[i % copies], sink); }, rounds, reps));
   }
   for (auto b : buf) CK(cudaFree(b));
   CK(cudaFree(dst));

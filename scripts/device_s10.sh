@@ -10,6 +10,8 @@
 #   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
 #   math      bench_decode_stream with stand-in arithmetic per block (pattern-u4+X), gate_up and down
 #   ab        bench_gemm at M = 1, .devgpu/bench_gemm_old and the new build alternating (8B two rounds, 70B one)
+#   u3        bench_gemm at M = 1 (gate_up, down: the pre-pass path) with and without MICROMIX_GEMV_U3 (batches
+#             of 3 blocks at 5 CTAs per SM), alternating, two rounds; 70B one round
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,math}
 has() { [[ ",$parts," == *",$1,"* ]]; }
@@ -40,5 +42,19 @@ if has ab; then  # M = 1 decode, the previous build (.devgpu/bench_gemm_old) and
     exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
     timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab70_${b}.txt" 2>&1
     echo "== 70B $b rc=$?"; grep -E "gemv v14" "$OUT/s10_ab70_${b}.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+  done
+fi
+if has u3; then
+  for round in 1 2; do
+    for b in u4 u3; do
+      env=""; [ $b = u3 ] && env="MICROMIX_GEMV_U3=1"
+      env $env timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix mxfp4:1:0 > "$OUT/s10_u3_${b}_r$round.txt" 2>&1
+      echo "== $b round $round rc=$?"; grep -E "gemv v14" "$OUT/s10_u3_${b}_r$round.txt" | grep -E "gate_up|down" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+    done
+  done
+  for b in u4 u3; do
+    env=""; [ $b = u3 ] && env="MICROMIX_GEMV_U3=1"
+    env $env timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_u3_70b_$b.txt" 2>&1
+    echo "== 70B $b rc=$?"; grep -E "gemv v14" "$OUT/s10_u3_70b_$b.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
   done
 fi
