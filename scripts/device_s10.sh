@@ -35,13 +35,17 @@ if has ab; then  # M = 1 decode, the previous build (.devgpu/bench_gemm_old) and
     for b in old new; do
       exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
       timeout 200 $exe --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 --json "$OUT/s10_ab_${b}_r$round.json" > "$OUT/s10_ab_${b}_r$round.txt" 2>&1
-      echo "== $b round $round rc=$?"; grep -E "gemv v14" "$OUT/s10_ab_${b}_r$round.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+      echo "== $b round $round rc=$?"; grep -E "gemv v1[46]" "$OUT/s10_ab_${b}_r$round.txt" | grep -E "70/20/10|calib" | awk -F'|' '{print $2, $8, $9}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
     done
   done
   for b in old new; do
     exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
     timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab70_${b}.txt" 2>&1
-    echo "== 70B $b rc=$?"; grep -E "gemv v14" "$OUT/s10_ab70_${b}.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
+    echo "== 70B $b rc=$?"; grep -E "gemv v1[46]" "$OUT/s10_ab70_${b}.txt" | awk -F'|' '{print $2, $8, $9}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+  done
+  for m in ${S10_MS:-}; do  # the new binary alone at other M (its v14 and v16 rows side by side)
+    timeout 200 $D/bench_gemm --m $m --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab_m$m.txt" 2>&1
+    echo "== M=$m rc=$?"; grep -E "gemv v1[46]" "$OUT/s10_ab_m$m.txt" | awk -F'|' '{print $2, $8, $9}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
   done
 fi
 if has u3; then
