@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Session-10 runs on the device (binaries in .devgpu/), issue 5, decode at M = 1. The three decode
-# variants measured this session (a per-lane cp.async ring, bulk-copy super-group CTAs, L2 prefetch of
-# the next batch) were run by hand as bench_gemm --m 1 [--model llama3.1-70b] --kernels -1 next to v14;
-# all slower, removed (bench/GPU_NOTES.md, session 10).
+# Session-10 runs on the device (binaries in .devgpu/), issue 5, decode at M = 1. The decode variants
+# measured this session and removed (a per-lane cp.async ring, bulk-copy super-group CTAs, L2 prefetches,
+# batches of 3 at 5 CTAs per SM, merged segment tails) ran as bench_gemm --m 1 [--model llama3.1-70b]
+# --kernels -1 next to v14, or through the ab part below with their build as the new binary
+# (bench/GPU_NOTES.md, session 10).
 #   bash scripts/device_s10.sh [comma list of parts]
 #   stream    bench_decode_stream (the decode GEMV's memory side alone) on gate_up (70/20/10, all-MXFP4),
 #             down and o, then bench_gemm's M = 1 decode rows of the 8B layers in the same call
 #   tests     all GPU tests (CudaMx*, MxMixed*)
 #   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
 #   math      bench_decode_stream with stand-in arithmetic per block (pattern-u4+X), gate_up and down
-#   ab        bench_gemm at M = 1, .devgpu/bench_gemm_old and the new build alternating (8B two rounds, 70B one)
-#   u3        bench_gemm at M = 1 (gate_up, down: the pre-pass path) with and without MICROMIX_GEMV_U3 (batches
-#             of 3 blocks at 5 CTAs per SM), alternating, two rounds; 70B one round
+#   ab        bench_gemm at M = 1, .devgpu/bench_gemm_old and the new build alternating (8B two rounds, 70B one),
+#             then the new binary alone at M = $S10_MS (if set)
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,math}
 has() { [[ ",$parts," == *",$1,"* ]]; }
@@ -46,19 +46,5 @@ if has ab; then  # M = 1 decode, the previous build (.devgpu/bench_gemm_old) and
   for m in ${S10_MS:-}; do  # the new binary alone at other M (its v14 and v16 rows side by side)
     timeout 200 $D/bench_gemm --m $m --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab_m$m.txt" 2>&1
     echo "== M=$m rc=$?"; grep -E "gemv v1[46]" "$OUT/s10_ab_m$m.txt" | awk -F'|' '{print $2, $8, $9}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-  done
-fi
-if has u3; then
-  for round in 1 2; do
-    for b in u4 u3; do
-      env=""; [ $b = u3 ] && env="MICROMIX_GEMV_U3=1"
-      env $env timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix mxfp4:1:0 > "$OUT/s10_u3_${b}_r$round.txt" 2>&1
-      echo "== $b round $round rc=$?"; grep -E "gemv v14" "$OUT/s10_u3_${b}_r$round.txt" | grep -E "gate_up|down" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
-    done
-  done
-  for b in u4 u3; do
-    env=""; [ $b = u3 ] && env="MICROMIX_GEMV_U3=1"
-    env $env timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_u3_70b_$b.txt" 2>&1
-    echo "== 70B $b rc=$?"; grep -E "gemv v14" "$OUT/s10_u3_70b_$b.txt" | awk -F'|' '{print $2, $8, $9}' | paste - - - -
   done
 fi
