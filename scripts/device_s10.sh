@@ -12,6 +12,8 @@
 #   math      bench_decode_stream with stand-in arithmetic per block (pattern-u4+X), gate_up and down
 #   ab        bench_gemm at M = 1, .devgpu/bench_gemm_old and the new build alternating (8B two rounds, 70B one),
 #             then the new binary alone at M = $S10_MS (if set)
+#   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel, gate_up, 128 / 0 and 120 / 8 FP4 / FP6
+#             blocks (not yet run: the question left open in GPU_NOTES session 10)
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,math}
 has() { [[ ",$parts," == *",$1,"* ]]; }
@@ -46,5 +48,14 @@ if has ab; then  # M = 1 decode, the previous build (.devgpu/bench_gemm_old) and
   for m in ${S10_MS:-}; do  # the new binary alone at other M (its v14 and v16 rows side by side)
     timeout 200 $D/bench_gemm --m $m --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s10_ab_m$m.txt" 2>&1
     echo "== M=$m rc=$?"; grep -E "gemv v1[46]" "$OUT/s10_ab_m$m.txt" | awk -F'|' '{print $2, $8, $9}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+  done
+fi
+if has tailncu; then  # what a one-block FP6 tail costs: ncu stall samples and L2 hits, gate_up M = 1, 128 / 0 and 120 / 8 FP4 / FP6 blocks
+  S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats --section InstructionStats"
+  for mix in e128-0:1:0 f120-8:0.9375:0.0625; do
+    timeout 300 ncu $S --metrics smsp__pcsamp_warps_issue_stalled_long_scoreboard,smsp__pcsamp_warps_issue_stalled_no_instructions,smsp__pcsamp_warps_issue_stalled_wait,smsp__pcsamp_warps_issue_stalled_short_scoreboard,smsp__pcsamp_warps_issue_stalled_barrier,smsp__pcsamp_warps_issue_stalled_selected,smsp__pcsamp_warps_issue_stalled_not_selected,smsp__pcsamp_warps_issue_stalled_math_pipe_throttle,smsp__pcsamp_warps_issue_stalled_lg_throttle \
+      --kernel-name-base mangled -k regex:gemv_fragILi1ELb1ELb0ELi2E --launch-skip 3 --launch-count 1 \
+      $D/bench_gemm --m 1 --only gate_up --kernels -1 --reps 1 --no-default-mixes --mix $mix > "$OUT/s10_tailncu_${mix%%:*}.txt" 2>&1
+    echo "ncu $mix rc=$?"; grep -E "Duration|DRAM Throughput|L2 Hit Rate|Issued Warp Per|Executed Instructions  |pcsamp" "$OUT/s10_tailncu_${mix%%:*}.txt" | head -20
   done
 fi
