@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bench_cuda_check.hpp"
+#include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/ptx_helpers.cuh"
 
 namespace {
@@ -44,13 +45,10 @@ struct Layout {
   int64_t groups;
 };
 
-__host__ __device__ constexpr int bpb_of(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
-
-// Same index as mx_mixed_device.cuh's prepared_index (super-groups of 8 row groups, block-major).
-__host__ __device__ inline int64_t pidx(int64_t G, int64_t b, int64_t nb, int64_t groups) {
-  const int64_t sg0 = G / 8 * 8, size = groups - sg0 < 8 ? groups - sg0 : 8;
-  return sg0 * nb + b * size + (G - sg0);
-}
+// The prepared layout's block sizes and index, from the library itself (mx_gemv_prepared_common.cuh,
+// mx_mixed_device.cuh), so that this bench reads exactly what the decode kernels read.
+using micromix::cuda::gemvp::block_bytes;
+using micromix::cuda::mixed::prepared_index;
 
 template <int SEG>
 __device__ __forceinline__ uint32_t load_words(const uint8_t* w, const uint8_t* s) {
@@ -87,11 +85,11 @@ __device__ __forceinline__ uint32_t stand_in_math(uint32_t x) {
 // then the tail batch.
 template <int SEG, int U, int MATH = 0>
 __device__ __forceinline__ uint32_t seg_pattern(const Layout& L, int64_t G, int warp, int lane) {
-  constexpr int bpb = bpb_of(SEG), bpr = bpb / 4;
+  constexpr int bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = L.nb[SEG], g = lane >> 2;
   if (warp >= nb) return 0u;
-  const int64_t at = pidx(G, warp, nb, L.groups);
-  const int64_t step = (pidx(G, warp + 1, nb, L.groups) - at) * 16;
+  const int64_t at = prepared_index(G, warp, nb, L.groups);
+  const int64_t step = (prepared_index(G, warp + 1, nb, L.groups) - at) * 16;
   const uint8_t* w = L.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* s = L.ws[SEG] + at * 16 + 2 * g;
   const int64_t wstride = kWarps * step * bpb, sstride = kWarps * step;
@@ -125,11 +123,11 @@ __device__ __forceinline__ uint32_t seg_pattern(const Layout& L, int64_t G, int 
 // its own bytes (and lanes 0-3 the 16 scale bytes) of block i + D while it reads block i.
 template <int SEG, int D>
 __device__ __forceinline__ uint32_t seg_ring(const Layout& L, int64_t G, int warp, int lane, uint8_t* ring) {
-  constexpr int bpb = bpb_of(SEG), bpr = bpb / 4, slot = 32 * 16 + 16;
+  constexpr int bpb = block_bytes(SEG), bpr = bpb / 4, slot = 32 * 16 + 16;
   const int nb = L.nb[SEG];
   if (warp >= nb) return 0u;
-  const int64_t at = pidx(G, warp, nb, L.groups);
-  const int64_t step = (pidx(G, warp + 1, nb, L.groups) - at) * 16;
+  const int64_t at = prepared_index(G, warp, nb, L.groups);
+  const int64_t step = (prepared_index(G, warp + 1, nb, L.groups) - at) * 16;
   const uint8_t* w = L.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* s = L.ws[SEG] + at * 16 + 4 * (lane & 3);
   const int64_t wstride = kWarps * step * bpb, sstride = kWarps * step;
@@ -269,7 +267,7 @@ int main(int argc, char** argv) {
   const int64_t groups = n / 16;
   size_t seg_bytes[3], total = 0;
   for (int s = 0; s < 3; ++s) {
-    seg_bytes[s] = static_cast<size_t>(groups) * nb[s] * 16 * (bpb_of(s) + 1);  // codes + scales
+    seg_bytes[s] = static_cast<size_t>(groups) * nb[s] * 16 * (block_bytes(s) + 1);  // codes + scales
     total += seg_bytes[s];
   }
   // Enough copies that consecutive launches never find their bytes in the 50 MB L2.
@@ -288,7 +286,7 @@ int main(int argc, char** argv) {
     size_t off = 0;
     for (int s = 0; s < 3; ++s) {
       L[c].wc[s] = buf[c] + off;
-      L[c].ws[s] = buf[c] + off + static_cast<size_t>(groups) * nb[s] * 16 * bpb_of(s);
+      L[c].ws[s] = buf[c] + off + static_cast<size_t>(groups) * nb[s] * 16 * block_bytes(s);
       L[c].nb[s] = nb[s];
       off += seg_bytes[s];
     }
