@@ -440,7 +440,7 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k < 0) kernels.push_back(k);
         }
-        if (M <= 16) {  // the prepared decode path's versions (v12 is its default)
+        if (M <= 16) {  // the prepared decode path's older versions (the default is the "default" row)
           kernels.push_back(cuda::kGemvPreparedV10Kernel);
           kernels.push_back(cuda::kGemvPreparedV11Kernel);
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -457,6 +457,7 @@ int main(int argc, char** argv) {
         if (M <= 16) {
           kernels.push_back(cuda::kGemvPreparedV13Kernel);
           kernels.push_back(cuda::kGemvPreparedV14Kernel);
+          kernels.push_back(cuda::kGemvPreparedV17Kernel);
         }
         if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -471,7 +472,7 @@ int main(int argc, char** argv) {
             const auto& w = wv[static_cast<size_t>(i) % wv.size()]->view;
             if (kernel == cuda::kGemvPreparedV10Kernel || kernel == cuda::kGemvPreparedV11Kernel ||
                 kernel == cuda::kGemvPreparedV12Kernel || kernel == cuda::kGemvPreparedV13Kernel ||
-                kernel == cuda::kGemvPreparedV14Kernel)
+                kernel == cuda::kGemvPreparedV14Kernel || kernel == cuda::kGemvPreparedV17Kernel)
               cuda::mx_mixed_gemv_prepared(xq.view, wprep[mi][static_cast<size_t>(i) % wv.size()]->view, y16,
                                            cuda::OutType::bf16, stream, -kernel - 100);
             else if (kernel == cuda::kGemmPreparedKernel || kernel == cuda::kGemmPreparedV18Kernel)
@@ -488,6 +489,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV12Kernel) kname = "gemv v12 prepared weights (v11 + PDL)";
           else if (kernel == cuda::kGemvPreparedV13Kernel) kname = "gemv v13 prepared weights (row groups per CTA, bf16 FP4)";
           else if (kernel == cuda::kGemvPreparedV14Kernel) kname = "gemv v14 prepared weights (v13 + one-token pre-pass)";
+          else if (kernel == cuda::kGemvPreparedV17Kernel) kname = "gemv v17 prepared weights (v14, M = 1 warps per row group by grid)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

@@ -126,7 +126,7 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel .. V14: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel .. V14, V17: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
@@ -135,6 +135,7 @@ inline constexpr int kGemvPreparedV11Kernel = -111;
 inline constexpr int kGemvPreparedV12Kernel = -112;
 inline constexpr int kGemvPreparedV13Kernel = -113;
 inline constexpr int kGemvPreparedV14Kernel = -114;
+inline constexpr int kGemvPreparedV17Kernel = -117;  // v14 with fewer warps per row group at M = 1
 // a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
 // address (tests: every op must reject such operands with an error).
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMixedMatrix& w, OutType out,

@@ -42,7 +42,7 @@
 // H100, 70/20/10 (bench/GPU_NOTES.md session 6): 1.9-2.3 us off every such call (o M = 2: 15.0 ->
 // 12.9 us, gate_up M = 1: 46.0 -> 43.8); the fused M = 1 calls (qkv, o) are unchanged.
 //
-// v14 (the default; v13 = v12 up to 16 rows): at M = 1 where the fused kernel does not apply (grids
+// v14 (v13 = v12 up to 16 rows): at M = 1 where the fused kernel does not apply (grids
 // beyond one wave, K > 4096: gate_up, down) the pre-pass writes only the one token, in the fused
 // path's compact layout (68 bytes per K block), and the GEMV reads it like the fused path does. The
 // 8-token tiles cost every warp 512 bytes of L2 reads per block, more than the block's weights.
@@ -50,9 +50,18 @@
 // Session 9 (all versions): FP6 blocks decode through fp6x4_spread (mx_bits.cuh),
 // the FP6 format is a template parameter instead of a per-block select, and at M = 1 the f16 path
 // skips the absent odd token's promotion like the integer path.
+//
+// v17 (the default since session 11; v16, merged segment tails, was measured and removed): v14 with
+// the warps per row group on that one-token path chosen per layer (gemv_warps_per_group), not 8.
+// Why: each warp pays ~500 instructions besides its blocks' own (prologue prefetches, three segment
+// set-ups, three tail batches; ncu on 8B gate_up: 13.4 M instructions at 128 / 0 FP4 / FP6 blocks,
+// 16.6 M at 120 / 8, ~225 more per warp for one FP6 block), and with 8 warps a warp of Llama-3.1-8B
+// gate_up streams only 16 blocks. 2 warps per row group there: 39.3 -> 34.6 us (H100, 70/20/10).
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/scratch.cuh"
@@ -256,24 +265,27 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // (every CTA decodes all of K, no pre-pass launch; nkb = the K blocks). That decoding was a fifth to a third of
 // the o layer's instructions while it read the codes byte by byte and built FP4 bytes in a loop
 // (ncu, session 6); with word loads and byte tables o went 12.0 -> 10.9 us (H100, 70/20/10).
+// kWarps: warps per 16-row group (split K), one row group per CTA. v17 chooses it per layer (fewer
+// warps give each warp a longer run of blocks, so that its fixed costs, segment set-up, three tail
+// batches and the prologue's prefetches, spread over more blocks).
 template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault>
-__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR) ? 4 : 3)
+__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR ? 32 : 24) / kWarps)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
   __shared__ float scale_lut[256];  // E8M0 code -> float (two table reads per block instead of ~14 ALU ops)
   extern __shared__ uint4 fused_smem[];
-  if (kWarps * 32 == 256 || threadIdx.x < 256) scale_lut[threadIdx.x] = scale_f32(threadIdx.x);
-  static_assert(kWarps * 32 >= 256, "one table entry per thread");
+  for (int i = threadIdx.x; i < 256; i += kWarps * 32) scale_lut[i] = scale_f32(static_cast<unsigned>(i));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int64_t G = blockIdx.x;
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4)};
   if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s)};
   if constexpr (SRC != kSrcTokenSmem) {
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
     // pre-pass's activations (a no-op after an ordinary launch).
-    const int w = static_cast<int>(threadIdx.x >> 5), l = static_cast<int>(threadIdx.x & 31);
-    prefetch_first_blocks<0, kWarps>(p, blockIdx.x, w, l);
-    prefetch_first_blocks<1, kWarps>(p, blockIdx.x, w, l);
-    prefetch_first_blocks<2, kWarps>(p, blockIdx.x, w, l);
+    prefetch_first_blocks<0, kWarps>(p, G, warp, lane);
+    prefetch_first_blocks<1, kWarps>(p, G, warp, lane);
+    prefetch_first_blocks<2, kWarps>(p, G, warp, lane);
     griddep_wait();
   }
   if constexpr (SRC == kSrcTokenSmem) {
@@ -281,14 +293,12 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
       decode_token_quarter<INT4 ? kActInt4 : kActF16>(p, nkb, base + static_cast<int>(threadIdx.x), f);
   }
   __syncthreads();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int64_t G = blockIdx.x;
   Acc<NT> acc;
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
-  // Segments in K order; warp w takes every 8th block of each (per-segment loops: no branch per block).
+  // Segments in K order; warp w takes every kWarps-th block of each (per-segment loops: no branch per block).
   segment_blocks<0, NT, INT4, PAIR, SRC, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
   if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true>(p, f, scale_lut, G, warp, g, q, acc);
   else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false>(p, f, scale_lut, G, warp, g, q, acc);
@@ -368,12 +378,53 @@ constexpr int kFusedMaxBlocks = 128;
 static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
 
 
+// v17's warps per 16-row group at M = 1 on the pre-pass path (one CTA per row group): the fewest (1,
+// 2, 4, 8, else 16) whose grid still fills 60% of the warp slots the GPU holds at once, so that each
+// warp streams as long a run of blocks as the grid allows. H100, 70/20/10, us against v14 (8 warps)
+// in the same process: Llama-3.1-8B gate_up (1792 groups) 2 warps 34.6 vs 39.3, down (256 groups)
+// 16 warps 21.2 vs 22.1; Llama-3.1-70B gate_up (3584) 1 warp 115.3 vs 130.2, qkv (640) 4 warps 27.8
+// vs 29.9, o and down (512) 8 warps = v14 (bench/RESULTS.md, session 11, with the refuted shapes:
+// several row groups per CTA, e.g. 2 warps x 4 groups 35.5 against 34.1 on 8B gate_up, lose to one
+// group per CTA, which the hardware spreads more evenly over the SMs; at M = 2 .. 8 the same rule
+// gained nothing, the token tiles' L2 reads dominate there). MICROMIX_GEMV_WARPS (1, 2, 4, 8, 16)
+// overrides it (experiments; read per call so that the tests can run every shape).
+int gemv_warps_per_group(int64_t groups) {
+  const char* e = std::getenv("MICROMIX_GEMV_WARPS");
+  const int forced = e && *e ? std::atoi(e) : 0;
+  MM_CUDA_REQUIRE(forced == 0 || forced == 1 || forced == 2 || forced == 4 || forced == 8 || forced == 16,
+                  std::string("MICROMIX_GEMV_WARPS must be 1, 2, 4, 8 or 16, got '") + (e ? e : "") + "'");
+  if (forced) return forced;
+  static int64_t sms = 0;
+  if (sms == 0) {
+    int dev = 0, n = 0;
+    MM_CUDA_CHECK(cudaGetDevice(&dev));
+    MM_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    sms = n;
+  }
+  for (int w = 1; w <= 8; w *= 2)
+    if (groups * w * 10 >= sms * 32 * 6) return w;  // 32 warps per SM at <= 64 registers
+  return 16;
+}
+
+// v17's one-token GEMV (M = 1, pre-pass path) with w = 1, 2, 4, 8 or 16 warps per row group.
+void launch_token_warps(int w, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+  const auto grid = static_cast<unsigned>(q.groups);
+  switch (w) {
+    case 1: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 1>, grid, 32, pdl, s, q, nkb); break;
+    case 2: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 2>, grid, 64, pdl, s, q, nkb); break;
+    case 4: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 4>, grid, 128, pdl, s, q, nkb); break;
+    case 8: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 8>, grid, 256, pdl, s, q, nkb); break;
+    default: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 16>, grid, 512, pdl, s, q, nkb); break;
+  }
+}
+
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
 // the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
-// token (v14): at M = 1 beyond the fused path, the compact one-token pre-pass (prepare_token).
-void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, bool pdl, bool token,
-                     cudaStream_t s) {
+// v14: at M = 1 beyond the fused path, the compact one-token pre-pass (prepare_token); v17: the same
+// with gemv_warps_per_group's CTAs.
+void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, int version, cudaStream_t s) {
+  const bool pdl = version >= 12, token = version >= 14;
   const unsigned grid = static_cast<unsigned>(q.N / 16);
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
@@ -408,7 +459,8 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       prepare_token<<<static_cast<unsigned>((nkb * 4 + 255) / 256), 256, 0, s>>>(
           q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s));
       MM_CUDA_CHECK(cudaGetLastError());
-      launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
+      if (version >= 17) launch_token_warps(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
+      else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
       return;
     }
   }
@@ -431,14 +483,14 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 14; }
+int mx_mixed_gemv_prepared_default_version() { return 17; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE(version >= 10 && version <= 14,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14)");
+  MM_CUDA_REQUIRE(version >= 10 && version <= 17 && version != 15 && version != 16,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -480,15 +532,14 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
     }
     q.y = static_cast<uint8_t*>(p.y) + m0 * p.N * (p.out_f32 ? 4 : 2);
     const bool two = q.M > 8;
-    const bool pdl = version >= 12, token = version >= 14;
     if (rows) {
       gemv_rows_launch(q, nkb, ws, s);
     } else if (version >= 11) {
-      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
-      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
     } else {
-      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
-      else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, pdl, token, s);
+      if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
+      else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
     }
   }
   scratch_free(ws, s);

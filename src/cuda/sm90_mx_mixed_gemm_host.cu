@@ -54,7 +54,8 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
   const bool gemv_prepared = kernel == kGemvPreparedKernel || kernel == kGemvPreparedV10Kernel ||
                              kernel == kGemvPreparedV11Kernel || kernel == kGemvPreparedV12Kernel ||
-                             kernel == kGemvPreparedV13Kernel || kernel == kGemvPreparedV14Kernel;
+                             kernel == kGemvPreparedV13Kernel || kernel == kGemvPreparedV14Kernel ||
+                             kernel == kGemvPreparedV17Kernel;
   if (gemv_prepared || kernel == kGemmPreparedKernel || kernel == kGemmPreparedV18Kernel) {
     const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
     MxMixedDeviceOut po;

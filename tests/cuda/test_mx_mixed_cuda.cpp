@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "cuda/mx_kernel_versions.hpp"
 #include "formats/test_mx_mixed_util.hpp"
@@ -56,6 +58,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV12Kernel);  // v11 launched after its pre-pass programmatically
   k.push_back(cuda::kGemvPreparedV13Kernel);  // row groups per CTA, FP4 on bf16 MMAs with folded scales
   k.push_back(cuda::kGemvPreparedV14Kernel);  // v13 with the compact one-token pre-pass at M = 1
+  k.push_back(cuda::kGemvPreparedV17Kernel);  // v14 with warps per row group chosen by the grid at M = 1
   return k;
 }
 
@@ -514,7 +517,7 @@ void check_raw_extreme_and_nan(const GemmCase& c, int kernel) {
 TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
   for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
-                     cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel})
+                     cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedV17Kernel})
     for (int64_t M : {1, 9, 33, 70})
       for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2})
         check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
@@ -549,6 +552,38 @@ TEST(CudaMxMixedGemv, OneTokenPrePassLongK) {
   // A full super-group of 8 row groups and a partial one (N = 176): both block strides of the layout.
   check_gemm(GemmCase{1, 176, 32 * 150, MixedSplit{32 * 100, 32 * 37, 32 * 13, ElemFormat::fp6_e2m3}},
              cuda::kGemvPreparedV14Kernel);
+}
+
+// v17 with each number of warps per row group (MICROMIX_GEMV_WARPS) at M = 1 on the one-token path
+// (K > 128 blocks): 1, 5, 11, 13 row groups, random splits with empty segments, both FP6 formats, raw
+// codes, extreme and NaN scales.
+TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
+  SKIP_WITHOUT_GPU();
+  struct RestoreEnv {
+    ~RestoreEnv() { unsetenv("MICROMIX_GEMV_WARPS"); }
+  } restore;
+  int trial = 0;
+  for (const char* warps : {"1", "2", "4", "8", "16"})
+    for (int64_t groups : {1, 5, 11, 13}) {
+      ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", warps, 1), 0);
+      GemmCase c;
+      c.M = 1;
+      c.N = 16 * groups;
+      c.K = 32 * std::uniform_int_distribution<int64_t>(129, 170)(rng());
+      c.split = random_split(c.K);
+      c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+      SCOPED_TRACE(std::string("warps per row group ") + warps + ", N = " + std::to_string(c.N));
+      check_gemm(c, cuda::kGemvPreparedV17Kernel);
+      check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
+    }
+  // Not a shape (K > 128 blocks: the one-token path): an error, not a guess.
+  const int64_t K = 32 * 140;
+  const MixedSplit split{32 * 100, 32 * 20, 32 * 20};
+  const auto perm = random_permutation(K);
+  const auto xq = quantize_mixed(llm_like(1, K), 1, K, perm, split);
+  const auto wq = quantize_mixed(llm_like(16, K), 16, K, perm, split);
+  ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", "3", 1), 0);
+  EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, cuda::kGemvPreparedV17Kernel), std::exception);
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Session-11 runs on the device (binaries in .devgpu/), issue 5, decode.
+#   bash scripts/device_s11.sh [comma list of parts]
+#   tests     all GPU tests (CudaMx*, MxMixed*)
+#   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
+#   ab        bench_gemm at M = 1 (8B two rounds, 70B one) and M = $S11_MS: v14 and v17 are rows of one process
+#   warps     v14 and v17 rows at M = 1 (8B: 70/20/10 and the calibrated mix; 70B: 70/20/10) with v17's warps
+#             per row group by its rule and forced (MICROMIX_GEMV_WARPS = 2, 4, 8, 16), two rounds
+#   qwen      v14 and v17 rows at M = 1 on Qwen2.5-7B / 32B shapes (70/20/10)
+#   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel (gate_up): v14 at 128 / 0 and
+#             120 / 8 FP4 / FP6 blocks, v16 at 120 / 8
+source "$(dirname "$0")/device_env.sh"
+parts=${1:-tests,ab}
+has() { [[ ",$parts," == *",$1,"* ]]; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+rows() { grep -E "gemv v1[467]" "$1" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - -; }
+has tests && run_gpu_tests s11
+has sanitize && run_sanitizers s11 'CudaMxMixedGemv.WarpsPerRowGroup:CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros' 'CudaMxMixedGemv.WarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes'
+if has ab; then
+  for round in 1 2; do
+    timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 --json "$OUT/s11_ab_r$round.json" > "$OUT/s11_ab_r$round.txt" 2>&1
+    echo "== 8B M=1 round $round rc=$?"; rows "$OUT/s11_ab_r$round.txt"
+  done
+  timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_ab70.txt" 2>&1
+  echo "== 70B M=1 rc=$?"; rows "$OUT/s11_ab70.txt"
+  for m in ${S11_MS:-}; do
+    timeout 200 $D/bench_gemm --m $m --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_ab_m$m.txt" 2>&1
+    echo "== 8B M=$m rc=$?"; rows "$OUT/s11_ab_m$m.txt"
+  done
+fi
+if has warps; then  # shapes WxG: W warps per row group, G row groups per CTA; "rule" = v17's own choice
+  for round in ${S11_ROUNDS:-1 2}; do
+    for sh in ${S11_SHAPES:-rule 2x1 2x4 4x1 1x8 16x1}; do
+      e=""; [ $sh != rule ] && e="MICROMIX_GEMV_WARPS=${sh%x*} MICROMIX_GEMV_GROUPS=${sh#*x}"
+      env $e timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_w${sh}_r$round.txt" 2>&1
+      echo "== 8B M=1 shape $sh round $round rc=$?"; rows "$OUT/s11_w${sh}_r$round.txt" | grep -E "gate_up|down"
+      env $e timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_w${sh}_70_r$round.txt" 2>&1
+      echo "== 70B M=1 shape $sh round $round rc=$?"; rows "$OUT/s11_w${sh}_70_r$round.txt" | grep -E "gate_up|down"
+    done
+  done
+fi
+if has qwen; then  # v14 and v17 at M = 1 on the Qwen2.5 shapes
+  for model in qwen2.5-7b qwen2.5-32b; do
+    timeout 200 $D/bench_gemm --model $model --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_$model.txt" 2>&1
+    echo "== $model M=1 rc=$?"; rows "$OUT/s11_$model.txt"
+  done
+fi
+if has tailncu; then
+  S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats --section InstructionStats"
+  P=smsp__pcsamp_warps_issue_stalled
+  M="$P"_long_scoreboard,"$P"_no_instructions,"$P"_wait,"$P"_short_scoreboard,"$P"_barrier,"$P"_selected,"$P"_not_selected,"$P"_math_pipe_throttle,"$P"_lg_throttle,"$P"_branch_resolving,"$P"_dispatch_stall
+  for run in v14:0:e128-0:1:0 v14:0:f120-8:0.9375:0.0625 v16:1:f120-8:0.9375:0.0625 v14:0:70-20-10:0.7:0.2 v16:1:70-20-10:0.7:0.2; do
+    IFS=: read -r ver merged mix <<< "$run"
+    tag=${ver}_${mix%%:*}
+    timeout 300 ncu $S --metrics $M --kernel-name-base mangled -k regex:gemv_fragILi1ELb1ELb0ELi2ELi8ELb${merged}E --launch-skip 3 --launch-count 1 \
+      $D/bench_gemm --m 1 --only gate_up --kernels -1 --reps 1 --no-default-mixes --mix $mix > "$OUT/s11_tailncu_$tag.txt" 2>&1
+    echo "ncu $tag rc=$?"; grep -E "Duration|DRAM Throughput|L2 Hit Rate|Issued Warp Per|Executed Instructions  |pcsamp" "$OUT/s11_tailncu_$tag.txt" | head -20
+  done
+fi
+# At most 8 files come back: everything in one archive.
+(cd "$OUT" && tar czf s11_out.tgz --remove-files $(ls | grep -v '^s11_out.tgz$'))
