@@ -6,6 +6,7 @@
 #   ab        bench_gemm at M = 1 (8B two rounds, 70B one) and M = $S11_MS: v14 and v17 are rows of one process
 #   warps     v14 and v17 rows at M = 1 (8B: 70/20/10 and the calibrated mix; 70B: 70/20/10) with v17's warps
 #             per row group by its rule and forced (MICROMIX_GEMV_WARPS = 2, 4, 8, 16), two rounds
+#   tail      v17 with its tail batches as 3 slots (v14's) or exact code (MICROMIX_GEMV_TAIL), M = 1, 8B two rounds, 70B
 #   qwen      v14 and v17 rows at M = 1 on Qwen2.5-7B / 32B shapes (70/20/10)
 #   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel (gate_up): v14 at 128 / 0 and
 #             120 / 8 FP4 / FP6 blocks, v16 at 120 / 8
@@ -37,6 +38,18 @@ if has warps; then  # shapes WxG: W warps per row group, G row groups per CTA; "
       env $e timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_w${sh}_70_r$round.txt" 2>&1
       echo "== 70B M=1 shape $sh round $round rc=$?"; rows "$OUT/s11_w${sh}_70_r$round.txt" | grep -E "gate_up|down"
     done
+  done
+fi
+if has tail; then  # v17 with MICROMIX_GEMV_TAIL = slots / exact alternating (v14 rows: the in-process reference)
+  for round in 1 2; do
+    for t in slots exact; do
+      MICROMIX_GEMV_TAIL=$t timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_tail_${t}_r$round.txt" 2>&1
+      echo "== 8B M=1 tail $t round $round rc=$?"; rows "$OUT/s11_tail_${t}_r$round.txt"
+    done
+  done
+  for t in slots exact; do
+    MICROMIX_GEMV_TAIL=$t timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_tail70_$t.txt" 2>&1
+    echo "== 70B M=1 tail $t rc=$?"; rows "$OUT/s11_tail70_$t.txt"
   done
 fi
 if has qwen; then  # v14 and v17 at M = 1 on the Qwen2.5 shapes

@@ -52,7 +52,8 @@
 // skips the absent odd token's promotion like the integer path.
 //
 // v17 (the default since session 11; v16, merged segment tails, was measured and removed): v14 with
-// the warps per row group on that one-token path chosen per layer (gemv_warps_per_group), not 8.
+// the warps per row group on that one-token path chosen per layer (gemv_warps_per_group), not 8, and
+// each segment's tail batch run by code for exactly its 1-3 blocks (also in the fused kernel).
 // Why: each warp pays ~500 instructions besides its blocks' own (prologue prefetches, three segment
 // set-ups, three tail batches; ncu on 8B gate_up: 13.4 M instructions at 128 / 0 FP4 / FP6 blocks,
 // 16.6 M at 120 / 8, ~225 more per warp for one FP6 block), and with 8 warps a warp of Llama-3.1-8B
@@ -72,6 +73,10 @@ namespace {
 using namespace gemvp;
 
 constexpr int kWarpsDefault = 8;  // warps per 16-row group (split K); the fused path may use 16
+// v17's tail batches (gemv_exact_tails): exact code. H100, M = 1, 70/20/10, against the 3 slots in the
+// same call: Llama-3.1-8B qkv 11.2 -> 10.9 us, o 9.4 -> 9.1 (the fused kernel, 8-16 blocks per warp),
+// gate_up / down and 70B within noise (bench/GPU_NOTES.md, session 11).
+constexpr bool kExactTailsDefault = true;
 
 // The raw bytes one lane needs for one MX block: its weight words (rows g and g + 8) and scale
 // pair, and per token tile the activation words of token 8t + g and the scale codes of tokens
@@ -217,7 +222,21 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const float* sca
 // computed. (A ring of slots reloaded right after each block's math, so that loads stay in flight
 // during it, measured slower: 3 slots under the 64-register cap and clamped 64-bit addressing added
 // ~20 instructions per block; bench/GPU_NOTES.md session 9.)
-template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false>
+// R blocks of one segment, kWarps blocks apart: all R loaded before any is computed.
+template <int R, int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3>
+__device__ __forceinline__ void block_batch(const V10Args& p, const float* scale_lut, const uint8_t* wsrc, const uint8_t* wssrc,
+                                            int64_t wstride, int64_t sstride, const ActPtrs& ap, Acc<NT>& acc) {
+  BlockRaw<NT> r[R];
+#pragma unroll
+  for (int u = 0; u < R; ++u)
+    load_block<SEG, NT, INT4, SRC>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, SRC>(ap, u * kWarps), r[u]);
+#pragma unroll
+  for (int u = 0; u < R; ++u) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
+}
+
+// EXACT_TAIL (v17's option): the tail batch as code for exactly its 1, 2 or 3 blocks (one branch per
+// segment) instead of 3 slots loaded whatever the count.
+template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, int64_t G, int warp,
                                                int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
@@ -232,18 +251,18 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   ActPtrs ap = act_ptrs<NT, SRC>(p, f, p.seg_start[SEG] + warp, g, q);
   int lb0 = warp;
   for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
-    BlockRaw<NT> r[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      load_block<SEG, NT, INT4, SRC>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, SRC>(ap, u * kWarps), r[u]);
-#pragma unroll
-    for (int u = 0; u < U; ++u) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
+    block_batch<U, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
     wsrc += U * wstride;
     wssrc += U * sstride;
     ap = advance<NT, SRC>(ap, U * kWarps);
   }
-  if (lb0 < nb) {
-    const int rem = (nb - lb0 + kWarps - 1) / kWarps;
+  if (lb0 >= nb) return;
+  const int rem = (nb - lb0 + kWarps - 1) / kWarps;
+  if constexpr (EXACT_TAIL) {
+    if (rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
+    else if (rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
+    else block_batch<3, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
+  } else {
     BlockRaw<NT> r[U - 1];
 #pragma unroll
     for (int u = 0; u < U - 1; ++u) {
@@ -268,7 +287,7 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // kWarps: warps per 16-row group (split K), one row group per CTA. v17 chooses it per layer (fewer
 // warps give each warp a longer run of blocks, so that its fixed costs, segment set-up, three tail
 // batches and the prologue's prefetches, spread over more blocks).
-template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault>
+template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false>
 __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR ? 32 : 24) / kWarps)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
@@ -299,10 +318,10 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every kWarps-th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
-  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true>(p, f, scale_lut, G, warp, g, q, acc);
-  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
+  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
+  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -407,15 +426,43 @@ int gemv_warps_per_group(int64_t groups) {
 }
 
 // v17's one-token GEMV (M = 1, pre-pass path) with w = 1, 2, 4, 8 or 16 warps per row group.
+template <bool EXACT>
 void launch_token_warps(int w, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
   const auto grid = static_cast<unsigned>(q.groups);
   switch (w) {
-    case 1: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 1>, grid, 32, pdl, s, q, nkb); break;
-    case 2: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 2>, grid, 64, pdl, s, q, nkb); break;
-    case 4: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 4>, grid, 128, pdl, s, q, nkb); break;
-    case 8: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 8>, grid, 256, pdl, s, q, nkb); break;
-    default: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 16>, grid, 512, pdl, s, q, nkb); break;
+    case 1: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 1, EXACT>, grid, 32, pdl, s, q, nkb); break;
+    case 2: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 2, EXACT>, grid, 64, pdl, s, q, nkb); break;
+    case 4: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 4, EXACT>, grid, 128, pdl, s, q, nkb); break;
+    case 8: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 8, EXACT>, grid, 256, pdl, s, q, nkb); break;
+    default: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 16, EXACT>, grid, 512, pdl, s, q, nkb); break;
   }
+}
+
+// The fused M = 1 kernel (the CTA decodes the token itself) with 16 or 8 warps per row group.
+template <bool EXACT>
+void launch_fused(bool sixteen, size_t smem, cudaStream_t s, const V10Args& q, int nkb) {
+  static const bool attributes_set = [] {
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
+    return true;
+  }();
+  (void)attributes_set;
+  const auto grid = static_cast<unsigned>(q.groups);
+  if (sixteen) gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT><<<grid, 16 * 32, smem, s>>>(q, nkb);
+  else gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT><<<grid, 8 * 32, smem, s>>>(q, nkb);
+  MM_CUDA_CHECK(cudaGetLastError());
+}
+
+// v17's tail batches: code for exactly the tail's blocks (segment_blocks' EXACT_TAIL) by default,
+// MICROMIX_GEMV_TAIL=slots for v14's three slots; read per call (experiments, tests).
+bool gemv_exact_tails() {
+  const char* e = std::getenv("MICROMIX_GEMV_TAIL");
+  if (!e || !*e) return kExactTailsDefault;
+  const std::string v = e;
+  MM_CUDA_REQUIRE(v == "exact" || v == "slots", "MICROMIX_GEMV_TAIL must be 'exact' or 'slots', got '" + v + "'");
+  return v == "exact";
 }
 
 template <int NT, bool INT4>
@@ -446,10 +493,11 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       resident16 = sms * per16;
       resident8 = std::max(1, sms * per8);
     }
+    const bool exact = version >= 17 && gemv_exact_tails();
     if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
-      if (static_cast<int64_t>(grid) <= resident16) gemv_frag<1, true, false, kSrcTokenSmem, 16><<<grid, 16 * 32, fused, s>>>(q, nkb);
-      else gemv_frag<1, true, false, kSrcTokenSmem, 8><<<grid, 8 * 32, fused, s>>>(q, nkb);
-      MM_CUDA_CHECK(cudaGetLastError());
+      const bool sixteen = static_cast<int64_t>(grid) <= resident16;
+      if (exact) launch_fused<true>(sixteen, fused, s, q, nkb);
+      else launch_fused<false>(sixteen, fused, s, q, nkb);
       return;
     }
     if (q.M == 1 && token && nkb > 0) {
@@ -459,7 +507,8 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       prepare_token<<<static_cast<unsigned>((nkb * 4 + 255) / 256), 256, 0, s>>>(
           q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s));
       MM_CUDA_CHECK(cudaGetLastError());
-      if (version >= 17) launch_token_warps(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
+      if (version >= 17 && exact) launch_token_warps<true>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
+      else if (version >= 17) launch_token_warps<false>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
       else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
       return;
     }

@@ -555,27 +555,48 @@ TEST(CudaMxMixedGemv, OneTokenPrePassLongK) {
 }
 
 // v17 with each number of warps per row group (MICROMIX_GEMV_WARPS) at M = 1 on the one-token path
-// (K > 128 blocks): 1, 5, 11, 13 row groups, random splits with empty segments, both FP6 formats, raw
-// codes, extreme and NaN scales.
+// (K > 128 blocks) and with both tail codes (MICROMIX_GEMV_TAIL), also on the fused kernel (K <= 128
+// blocks): 1, 5, 11, 13 row groups, random splits with empty segments, both FP6 formats, raw codes,
+// extreme and NaN scales.
 TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
   SKIP_WITHOUT_GPU();
   struct RestoreEnv {
-    ~RestoreEnv() { unsetenv("MICROMIX_GEMV_WARPS"); }
+    ~RestoreEnv() {
+      unsetenv("MICROMIX_GEMV_WARPS");
+      unsetenv("MICROMIX_GEMV_TAIL");
+    }
   } restore;
   int trial = 0;
-  for (const char* warps : {"1", "2", "4", "8", "16"})
-    for (int64_t groups : {1, 5, 11, 13}) {
-      ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", warps, 1), 0);
-      GemmCase c;
-      c.M = 1;
-      c.N = 16 * groups;
-      c.K = 32 * std::uniform_int_distribution<int64_t>(129, 170)(rng());
-      c.split = random_split(c.K);
-      c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
-      SCOPED_TRACE(std::string("warps per row group ") + warps + ", N = " + std::to_string(c.N));
-      check_gemm(c, cuda::kGemvPreparedV17Kernel);
-      check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
-    }
+  for (const char* tail : {"exact", "slots"}) {
+    ASSERT_EQ(setenv("MICROMIX_GEMV_TAIL", tail, 1), 0);
+    for (const char* warps : {"1", "2", "4", "8", "16", "fused"})
+      for (int64_t groups : {1, 5, 11, 13}) {
+        const bool fused = !std::strcmp(warps, "fused");
+        if (fused) unsetenv("MICROMIX_GEMV_WARPS");
+        else ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", warps, 1), 0);
+        GemmCase c;
+        c.M = 1;
+        c.N = 16 * groups;
+        c.K = 32 * (fused ? std::uniform_int_distribution<int64_t>(1, 128)(rng())
+                          : std::uniform_int_distribution<int64_t>(129, 170)(rng()));
+        c.split = random_split(c.K);
+        c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+        SCOPED_TRACE(std::string("tail ") + tail + ", warps per row group " + warps + ", N = " + std::to_string(c.N) +
+                     ", K = " + std::to_string(c.K));
+        check_gemm(c, cuda::kGemvPreparedV17Kernel);
+        check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
+      }
+  }
+  ASSERT_EQ(setenv("MICROMIX_GEMV_TAIL", "sometimes", 1), 0);  // not a mode: an error
+  {
+    const GemmCase c{1, 32, 32 * 140, MixedSplit{32 * 100, 32 * 20, 32 * 20}};
+    const auto perm = random_permutation(c.K);
+    EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(1, c.K), 1, c.K, perm, c.split),
+                                          quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32,
+                                          cuda::kGemvPreparedV17Kernel),
+                 std::exception);
+  }
+  unsetenv("MICROMIX_GEMV_TAIL");
   // Not a shape (K > 128 blocks: the one-token path): an error, not a guess.
   const int64_t K = 32 * 140;
   const MixedSplit split{32 * 100, 32 * 20, 32 * 20};
