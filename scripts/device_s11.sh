@@ -7,6 +7,7 @@
 #   warps     v14 and v17 rows at M = 1 (8B: 70/20/10 and the calibrated mix; 70B: 70/20/10) with v17's warps
 #             per row group by its rule and forced (MICROMIX_GEMV_WARPS = 2, 4, 8, 16), two rounds
 #   tail      v17 with its tail batches as 3 slots (v14's) or exact code (MICROMIX_GEMV_TAIL), M = 1, 8B two rounds, 70B
+#   abold     .devgpu/bench_gemm_old (previous build) and the new one alternating: v17 rows, M = 1 (8B, 70B), M = 16
 #   qwen      v14 and v17 rows at M = 1 on Qwen2.5-7B / 32B shapes (70/20/10)
 #   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel (gate_up): v14 at 128 / 0 and
 #             120 / 8 FP4 / FP6 blocks, v16 at 120 / 8
@@ -50,6 +51,22 @@ if has tail; then  # v17 with MICROMIX_GEMV_TAIL = slots / exact alternating (v1
   for t in slots exact; do
     MICROMIX_GEMV_TAIL=$t timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_tail70_$t.txt" 2>&1
     echo "== 70B M=1 tail $t rc=$?"; rows "$OUT/s11_tail70_$t.txt"
+  done
+fi
+if has abold; then  # the previous build (.devgpu/bench_gemm_old) and this one alternating: v17 rows, 8B M = 1 two rounds, 70B and M = 16 one
+  for round in 1 2; do
+    for b in old new; do
+      exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+      timeout 200 $exe --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_abold_${b}_r$round.txt" 2>&1
+      echo "== 8B M=1 $b round $round rc=$?"; grep -E "gemv v17" "$OUT/s11_abold_${b}_r$round.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+    done
+  done
+  for b in old new; do
+    exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+    timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_abold70_$b.txt" 2>&1
+    echo "== 70B M=1 $b rc=$?"; grep -E "gemv v17" "$OUT/s11_abold70_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+    timeout 200 $exe --m 16 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_abold16_$b.txt" 2>&1
+    echo "== 8B M=16 $b rc=$?"; grep -E "gemv v1[47]" "$OUT/s11_abold16_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
   done
 fi
 if has qwen; then  # v14 and v17 at M = 1 on the Qwen2.5 shapes

@@ -237,17 +237,16 @@ __device__ __forceinline__ void block_batch(const V10Args& p, const float* scale
 // EXACT_TAIL (v17's option): the tail batch as code for exactly its 1, 2 or 3 blocks (one branch per
 // segment) instead of 3 slots loaded whatever the count.
 template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false>
-__device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, int64_t G, int warp,
-                                               int g, int q, Acc<NT>& acc) {
+__device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, const PreparedPlace& pl,
+                                               int warp, int g, int q, Acc<NT>& acc) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
   const int lane = 4 * g + q;
-  const int64_t at = prepared_index(G, warp, nb, p.groups);
-  const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;  // bytes per block / bpb
+  const int64_t at = pl.index(warp, nb);
   const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* wssrc = p.ws[SEG] + at * 16 + 2 * g;
-  const int64_t wstride = kWarps * step * bpb, sstride = kWarps * step;
+  const int64_t sstride = kWarps * pl.size * 16, wstride = sstride * bpb;  // 64-bit: shorter loops (SASS)
   ActPtrs ap = act_ptrs<NT, SRC>(p, f, p.seg_start[SEG] + warp, g, q);
   int lb0 = warp;
   for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
@@ -296,15 +295,16 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   for (int i = threadIdx.x; i < 256; i += kWarps * 32) scale_lut[i] = scale_f32(static_cast<unsigned>(i));
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int64_t G = blockIdx.x;
+  const PreparedPlace pl = prepared_place(G, p.groups);  // shared by the three segments
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4)};
   if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s)};
   if constexpr (SRC != kSrcTokenSmem) {
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
     // pre-pass's activations (a no-op after an ordinary launch).
-    prefetch_first_blocks<0, kWarps>(p, G, warp, lane);
-    prefetch_first_blocks<1, kWarps>(p, G, warp, lane);
-    prefetch_first_blocks<2, kWarps>(p, G, warp, lane);
+    prefetch_first_blocks<0, kWarps>(p, pl, warp, lane);
+    prefetch_first_blocks<1, kWarps>(p, pl, warp, lane);
+    prefetch_first_blocks<2, kWarps>(p, pl, warp, lane);
     griddep_wait();
   }
   if constexpr (SRC == kSrcTokenSmem) {
@@ -318,10 +318,10 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every kWarps-th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
-  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
-  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
-  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, G, warp, g, q, acc);
+  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll

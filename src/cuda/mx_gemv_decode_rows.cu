@@ -188,9 +188,10 @@ __global__ void __launch_bounds__(256, NT >= 2 ? 2 : 3) gemv_rows(V10Args p, int
   const int64_t G = static_cast<int64_t>(blockIdx.x / chunks) * RG + warp / KS;
   const bool live = G < p.groups;
   if (live && chunk == 0) {
-    prefetch_first_blocks<0, KS>(p, G, ks, lane);
-    prefetch_first_blocks<1, KS>(p, G, ks, lane);
-    prefetch_first_blocks<2, KS>(p, G, ks, lane);
+    const PreparedPlace pl = prepared_place(G, p.groups);
+    prefetch_first_blocks<0, KS>(p, pl, ks, lane);
+    prefetch_first_blocks<1, KS>(p, pl, ks, lane);
+    prefetch_first_blocks<2, KS>(p, pl, ks, lane);
   }
   griddep_wait();
   __syncthreads();

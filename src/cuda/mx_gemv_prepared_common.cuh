@@ -113,17 +113,17 @@ __device__ __forceinline__ int fp4x8_to_s8(uint32_t w, uint32_t& lo, uint32_t& h
 
 // Warp w's first U blocks of segment SEG into L2 (each lane prefetches its bytes of the block's
 // contiguous run): issued before the wait on the activation pre-pass (v12's programmatic launch).
+// pl: the row group's place in the prepared layout (prepared_place).
 template <int SEG, int kWarps>
-__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, int64_t G, int warp, int lane) {
+__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, const PreparedPlace& pl, int warp, int lane) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
-  const int64_t at = prepared_index(G, warp, nb, p.groups);
-  const int64_t step = (prepared_index(G, warp + 1, nb, p.groups) - at) * 16;
-  const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
+  const uint8_t* wsrc = p.wc[SEG] + pl.index(warp, nb) * 16 * bpb + lane * 2 * bpr;
+  const int wstride = kWarps * pl.size * 16 * bpb;  // < 2^31: kWarps <= 16, size <= 8, bpb <= 32
 #pragma unroll
   for (int u = 0; u < U; ++u)
-    if (warp + u * kWarps < nb) prefetch_l2(wsrc + u * kWarps * step * bpb);
+    if (warp + u * kWarps < nb) prefetch_l2(wsrc + u * wstride);
 }
 
 // A lane's FP32 accumulators: per token tile t, rows g / g + 8 x tokens 8t + 2q / + 1 (the m16n8 C

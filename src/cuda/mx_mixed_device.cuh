@@ -63,9 +63,20 @@ __device__ __forceinline__ float scale_f32(unsigned s) {
 // GEMM's tile, one bulk copy), and a super-group's blocks follow each other closely (the decode
 // path walks them). nb: blocks per row of the segment; groups = N / 16 (the last super-group may
 // hold fewer than 8).
+// The index is sg0 * nb + b * size + gi for every segment: PreparedPlace holds the three terms of one
+// row group, so that a kernel computes them once (32-bit: groups < 2^31) for all its segments.
+struct PreparedPlace {
+  int sg0;   // first row group of G's super-group
+  int size;  // row groups in that super-group (8; fewer in a last partial one)
+  int gi;    // G - sg0
+  __host__ __device__ int64_t index(int64_t b, int64_t nb) const { return sg0 * nb + b * size + gi; }
+};
+__host__ __device__ inline PreparedPlace prepared_place(int64_t G, int64_t groups) {
+  const int g = static_cast<int>(G), sg0 = g & ~7, rest = static_cast<int>(groups) - sg0;
+  return {sg0, rest < 8 ? rest : 8, g - sg0};
+}
 __host__ __device__ inline int64_t prepared_index(int64_t G, int64_t b, int64_t nb, int64_t groups) {
-  const int64_t sg0 = G / 8 * 8, size = groups - sg0 < 8 ? groups - sg0 : 8;
-  return sg0 * nb + b * size + (G - sg0);
+  return prepared_place(G, groups).index(b, nb);
 }
 
 // The segments of a mixed matrix as the kernels read them: per segment the code and scale
