@@ -8,6 +8,7 @@
 #             per row group by its rule and forced (MICROMIX_GEMV_WARPS = 2, 4, 8, 16), two rounds
 #   tail      v17 with its tail batches as 3 slots (v14's) or exact code (MICROMIX_GEMV_TAIL), M = 1, 8B two rounds, 70B
 #   abold     .devgpu/bench_gemm_old (previous build) and the new one alternating: v17 rows, M = 1 (8B, 70B), M = 16
+#   split     v17 with segment-specialised warps off / on (MICROMIX_GEMV_SPLIT = k / seg), M = 1, 8B two rounds, 70B
 #   qwen      v14 and v17 rows at M = 1 on Qwen2.5-7B / 32B shapes (70/20/10)
 #   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel (gate_up): v14 at 128 / 0 and
 #             120 / 8 FP4 / FP6 blocks, v16 at 120 / 8
@@ -67,6 +68,18 @@ if has abold; then  # the previous build (.devgpu/bench_gemm_old) and this one a
     echo "== 70B M=1 $b rc=$?"; grep -E "gemv v17" "$OUT/s11_abold70_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
     timeout 200 $exe --m 16 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_abold16_$b.txt" 2>&1
     echo "== 8B M=16 $b rc=$?"; grep -E "gemv v1[47]" "$OUT/s11_abold16_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+  done
+fi
+if has split; then  # v17 with MICROMIX_GEMV_SPLIT = k / seg alternating (v14 rows: the in-process reference)
+  for round in 1 2; do
+    for t in k seg; do
+      MICROMIX_GEMV_SPLIT=$t timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_split_${t}_r$round.txt" 2>&1
+      echo "== 8B M=1 split $t round $round rc=$?"; grep -E "gemv v17" "$OUT/s11_split_${t}_r$round.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+    done
+  done
+  for t in k seg; do
+    MICROMIX_GEMV_SPLIT=$t timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_split70_$t.txt" 2>&1
+    echo "== 70B M=1 split $t rc=$?"; grep -E "gemv v17" "$OUT/s11_split70_$t.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
   done
 fi
 if has qwen; then  # v14 and v17 at M = 1 on the Qwen2.5 shapes

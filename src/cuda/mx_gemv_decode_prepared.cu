@@ -53,7 +53,8 @@
 //
 // v17 (the default since session 11; v16, merged segment tails, was measured and removed): v14 with
 // the warps per row group on that one-token path chosen per layer (gemv_warps_per_group), not 8, and
-// each segment's tail batch run by code for exactly its 1-3 blocks (also in the fused kernel).
+// each segment's tail batch run by code for exactly its 1-3 blocks (also in the fused kernel), and at
+// 16 warps per row group each warp on one segment only (split_segment_warps).
 // Why: each warp pays ~500 instructions besides its blocks' own (prologue prefetches, three segment
 // set-ups, three tail batches; ncu on 8B gate_up: 13.4 M instructions at 128 / 0 FP4 / FP6 blocks,
 // 16.6 M at 120 / 8, ~225 more per warp for one FP6 block), and with 8 warps a warp of Llama-3.1-8B
@@ -222,23 +223,24 @@ __device__ __forceinline__ void compute_block(const V10Args& p, const float* sca
 // computed. (A ring of slots reloaded right after each block's math, so that loads stay in flight
 // during it, measured slower: 3 slots under the 64-register cap and clamped 64-bit addressing added
 // ~20 instructions per block; bench/GPU_NOTES.md session 9.)
-// R blocks of one segment, kWarps blocks apart: all R loaded before any is computed.
-template <int R, int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3>
+// R blocks of one segment, nw blocks apart: all R loaded before any is computed.
+template <int R, int SEG, int NT, bool INT4, bool PAIR, int SRC, bool F6E2M3>
 __device__ __forceinline__ void block_batch(const V10Args& p, const float* scale_lut, const uint8_t* wsrc, const uint8_t* wssrc,
-                                            int64_t wstride, int64_t sstride, const ActPtrs& ap, Acc<NT>& acc) {
+                                            int64_t wstride, int64_t sstride, const ActPtrs& ap, int nw, Acc<NT>& acc) {
   BlockRaw<NT> r[R];
 #pragma unroll
   for (int u = 0; u < R; ++u)
-    load_block<SEG, NT, INT4, SRC>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, SRC>(ap, u * kWarps), r[u]);
+    load_block<SEG, NT, INT4, SRC>(wsrc + u * wstride, wssrc + u * sstride, advance<NT, SRC>(ap, u * nw), r[u]);
 #pragma unroll
   for (int u = 0; u < R; ++u) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
 }
 
 // EXACT_TAIL (v17's option): the tail batch as code for exactly its 1, 2 or 3 blocks (one branch per
 // segment) instead of 3 slots loaded whatever the count.
+// nw: the warps sharing this segment of the row group (kWarps, or fewer with segment-specialised warps).
 template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, const PreparedPlace& pl,
-                                               int warp, int g, int q, Acc<NT>& acc) {
+                                               int warp, int g, int q, Acc<NT>& acc, int nw = kWarps) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
@@ -246,27 +248,27 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   const int64_t at = pl.index(warp, nb);
   const uint8_t* wsrc = p.wc[SEG] + at * 16 * bpb + lane * 2 * bpr;
   const uint8_t* wssrc = p.ws[SEG] + at * 16 + 2 * g;
-  const int64_t sstride = kWarps * pl.size * 16, wstride = sstride * bpb;  // 64-bit: shorter loops (SASS)
+  const int64_t sstride = nw * pl.size * 16, wstride = sstride * bpb;  // 64-bit: shorter loops (SASS)
   ActPtrs ap = act_ptrs<NT, SRC>(p, f, p.seg_start[SEG] + warp, g, q);
   int lb0 = warp;
-  for (; lb0 + kWarps * (U - 1) < nb; lb0 += kWarps * U) {  // full batches: no per-block checks
-    block_batch<U, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
+  for (; lb0 + nw * (U - 1) < nb; lb0 += nw * U) {  // full batches: no per-block checks
+    block_batch<U, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
     wsrc += U * wstride;
     wssrc += U * sstride;
-    ap = advance<NT, SRC>(ap, U * kWarps);
+    ap = advance<NT, SRC>(ap, U * nw);
   }
   if (lb0 >= nb) return;
-  const int rem = (nb - lb0 + kWarps - 1) / kWarps;
+  const int rem = (nb - lb0 + nw - 1) / nw;
   if constexpr (EXACT_TAIL) {
-    if (rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
-    else if (rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
-    else block_batch<3, SEG, NT, INT4, PAIR, SRC, kWarps, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, acc);
+    if (rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+    else if (rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+    else block_batch<3, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
   } else {
     BlockRaw<NT> r[U - 1];
 #pragma unroll
     for (int u = 0; u < U - 1; ++u) {
       const int v = u < rem ? u : 0;
-      load_block<SEG, NT, INT4, SRC>(wsrc + v * wstride, wssrc + v * sstride, advance<NT, SRC>(ap, v * kWarps), r[u]);
+      load_block<SEG, NT, INT4, SRC>(wsrc + v * wstride, wssrc + v * sstride, advance<NT, SRC>(ap, v * nw), r[u]);
     }
 #pragma unroll
     for (int u = 0; u < U - 1; ++u)
@@ -286,7 +288,9 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // kWarps: warps per 16-row group (split K), one row group per CTA. v17 chooses it per layer (fewer
 // warps give each warp a longer run of blocks, so that its fixed costs, segment set-up, three tail
 // batches and the prologue's prefetches, spread over more blocks).
-template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false>
+// SPLIT (v17 at 16 warps per row group): segment-specialised warps, p.seg_warps[s] of the kWarps on
+// segment s alone (one set-up and one tail batch per warp instead of three; split_segment_warps).
+template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false, bool SPLIT = false>
 __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR ? 32 : 24) / kWarps)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
@@ -302,9 +306,16 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
     // pre-pass's activations (a no-op after an ordinary launch).
-    prefetch_first_blocks<0, kWarps>(p, pl, warp, lane);
-    prefetch_first_blocks<1, kWarps>(p, pl, warp, lane);
-    prefetch_first_blocks<2, kWarps>(p, pl, warp, lane);
+    if constexpr (SPLIT) {  // this warp's own segment only
+      const int w0 = p.seg_warps[0], w1 = p.seg_warps[1];
+      if (warp < w0) prefetch_first_blocks<0, kWarps>(p, pl, warp, lane, w0);
+      else if (warp < w0 + w1) prefetch_first_blocks<1, kWarps>(p, pl, warp - w0, lane, w1);
+      else prefetch_first_blocks<2, kWarps>(p, pl, warp - w0 - w1, lane, p.seg_warps[2]);
+    } else {
+      prefetch_first_blocks<0, kWarps>(p, pl, warp, lane);
+      prefetch_first_blocks<1, kWarps>(p, pl, warp, lane);
+      prefetch_first_blocks<2, kWarps>(p, pl, warp, lane);
+    }
     griddep_wait();
   }
   if constexpr (SRC == kSrcTokenSmem) {
@@ -318,10 +329,20 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc.c[t][i] = 0.0f;
   // Segments in K order; warp w takes every kWarps-th block of each (per-segment loops: no branch per block).
-  segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-  if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-  else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-  segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+  if constexpr (SPLIT) {
+    const int w0 = p.seg_warps[0], w1 = p.seg_warps[1];
+    if (warp < w0) segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc, w0);
+    else if (warp < w0 + w1 && p.fp6_e2m3)
+      segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, pl, warp - w0, g, q, acc, w1);
+    else if (warp < w0 + w1)
+      segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp - w0, g, q, acc, w1);
+    else segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp - w0 - w1, g, q, acc, p.seg_warps[2]);
+  } else {
+    segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+    if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+    else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+    segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+  }
 #pragma unroll
   for (int t = 0; t < NT; ++t)
 #pragma unroll
@@ -425,10 +446,49 @@ int gemv_warps_per_group(int64_t groups) {
   return 16;
 }
 
+// v17's segment-specialised warps: sets q.seg_warps to the split of a row group's w warps over the
+// non-empty segments that minimises the busiest warp's block work (per block ~48 / 76 / 40 instructions
+// for FP4 / FP6 / FP8 at M = 1, SASS) and returns true; false (q unchanged) where it does not apply or
+// is off. By default on at 16 warps per row group only: H100, 70/20/10, M = 1, against the K split in
+// alternating runs (bench/GPU_NOTES.md, session 11): Llama-3.1-8B o (fused, 16 warps) 8.9 -> 8.7 us, down
+// (16) 20.8 -> 19.6; at 8 warps 70B o 22.4 -> 21.0 but 70B down 58.6 -> 59.2 and 8B qkv 10.8 -> 11.0, at 4
+// warps 70B qkv 27.4 -> 28.8. MICROMIX_GEMV_SPLIT=seg turns it on from 4 warps, =k off (read per call).
+bool split_segment_warps(V10Args& q, int w) {
+  const char* e = std::getenv("MICROMIX_GEMV_SPLIT");
+  const std::string v = e ? e : "";
+  MM_CUDA_REQUIRE(v.empty() || v == "seg" || v == "k", "MICROMIX_GEMV_SPLIT must be 'seg' or 'k', got '" + v + "'");
+  if (v == "k" || w < 4 || (v.empty() && w < 16)) return false;
+  constexpr int cost[3] = {48, 76, 40};
+  int best[3] = {0, 0, 0};
+  int64_t best_load = -1;
+  for (int a = 0; a <= w; ++a)
+    for (int b = 0; a + b <= w; ++b) {
+      const int n[3] = {a, b, w - a - b};
+      int64_t load = 0;
+      bool ok = true;
+      for (int i = 0; i < 3; ++i) {
+        if ((q.nb[i] > 0) != (n[i] > 0)) ok = false;
+        else if (n[i] > 0) load = std::max<int64_t>(load, int64_t{(q.nb[i] + n[i] - 1) / n[i]} * cost[i]);
+      }
+      if (ok && (best_load < 0 || load < best_load)) best_load = load, best[0] = n[0], best[1] = n[1], best[2] = n[2];
+    }
+  if (best_load < 0) return false;
+  for (int i = 0; i < 3; ++i) q.seg_warps[i] = best[i];
+  return true;
+}
+
 // v17's one-token GEMV (M = 1, pre-pass path) with w = 1, 2, 4, 8 or 16 warps per row group.
 template <bool EXACT>
-void launch_token_warps(int w, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+void launch_token_warps(int w, bool pdl, cudaStream_t s, V10Args q, int nkb) {
   const auto grid = static_cast<unsigned>(q.groups);
+  if constexpr (EXACT) {
+    if (w >= 4 && split_segment_warps(q, w)) {
+      if (w == 4) launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 4, true, true>, grid, 128, pdl, s, q, nkb);
+      else if (w == 8) launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 8, true, true>, grid, 256, pdl, s, q, nkb);
+      else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 16, true, true>, grid, 512, pdl, s, q, nkb);
+      return;
+    }
+  }
   switch (w) {
     case 1: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 1, EXACT>, grid, 32, pdl, s, q, nkb); break;
     case 2: launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 2, EXACT>, grid, 64, pdl, s, q, nkb); break;
@@ -439,20 +499,28 @@ void launch_token_warps(int w, bool pdl, cudaStream_t s, const V10Args& q, int n
 }
 
 // The fused M = 1 kernel (the CTA decodes the token itself) with 16 or 8 warps per row group.
-template <bool EXACT>
-void launch_fused(bool sixteen, size_t smem, cudaStream_t s, const V10Args& q, int nkb) {
+template <bool EXACT, bool SPLIT = false>
+void launch_fused_as(bool sixteen, size_t smem, cudaStream_t s, const V10Args& q, int nkb) {
   static const bool attributes_set = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT>,
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT, SPLIT>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT>,
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT, SPLIT>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
     return true;
   }();
   (void)attributes_set;
   const auto grid = static_cast<unsigned>(q.groups);
-  if (sixteen) gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT><<<grid, 16 * 32, smem, s>>>(q, nkb);
-  else gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT><<<grid, 8 * 32, smem, s>>>(q, nkb);
+  if (sixteen) gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT, SPLIT><<<grid, 16 * 32, smem, s>>>(q, nkb);
+  else gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT, SPLIT><<<grid, 8 * 32, smem, s>>>(q, nkb);
   MM_CUDA_CHECK(cudaGetLastError());
+}
+
+template <bool EXACT>
+void launch_fused(bool sixteen, size_t smem, cudaStream_t s, V10Args q, int nkb) {
+  if constexpr (EXACT) {
+    if (split_segment_warps(q, sixteen ? 16 : 8)) return launch_fused_as<true, true>(sixteen, smem, s, q, nkb);
+  }
+  launch_fused_as<EXACT>(sixteen, smem, s, q, nkb);
 }
 
 // v17's tail batches: code for exactly the tail's blocks (segment_blocks' EXACT_TAIL) by default,

@@ -30,6 +30,7 @@ struct V10Args {
   const int* act_f;    // v13: [nkb] 1 where every token's FP4 block was folded (scaled) into bf16
   int act_tiles;       // v13: token tiles per K block in act (NT of the pre-pass)
   int seg_start[3];    // first K block of each segment
+  int seg_warps[3];    // v17 with segment-specialised warps: warps per row group given to each segment
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
@@ -113,17 +114,18 @@ __device__ __forceinline__ int fp4x8_to_s8(uint32_t w, uint32_t& lo, uint32_t& h
 
 // Warp w's first U blocks of segment SEG into L2 (each lane prefetches its bytes of the block's
 // contiguous run): issued before the wait on the activation pre-pass (v12's programmatic launch).
-// pl: the row group's place in the prepared layout (prepared_place).
+// pl: the row group's place in the prepared layout (prepared_place); nw: the warps sharing the segment.
 template <int SEG, int kWarps>
-__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, const PreparedPlace& pl, int warp, int lane) {
+__device__ __forceinline__ void prefetch_first_blocks(const V10Args& p, const PreparedPlace& pl, int warp, int lane,
+                                                      int nw = kWarps) {
   constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
   const uint8_t* wsrc = p.wc[SEG] + pl.index(warp, nb) * 16 * bpb + lane * 2 * bpr;
-  const int wstride = kWarps * pl.size * 16 * bpb;  // < 2^31: kWarps <= 16, size <= 8, bpb <= 32
+  const int wstride = nw * pl.size * 16 * bpb;  // < 2^31: nw <= 16, size <= 8, bpb <= 32
 #pragma unroll
   for (int u = 0; u < U; ++u)
-    if (warp + u * kWarps < nb) prefetch_l2(wsrc + u * wstride);
+    if (warp + u * nw < nb) prefetch_l2(wsrc + u * wstride);
 }
 
 // A lane's FP32 accumulators: per token tile t, rows g / g + 8 x tokens 8t + 2q / + 1 (the m16n8 C

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "cuda/mx_kernel_versions.hpp"
@@ -555,8 +556,8 @@ TEST(CudaMxMixedGemv, OneTokenPrePassLongK) {
 }
 
 // v17 with each number of warps per row group (MICROMIX_GEMV_WARPS) at M = 1 on the one-token path
-// (K > 128 blocks) and with both tail codes (MICROMIX_GEMV_TAIL), also on the fused kernel (K <= 128
-// blocks): 1, 5, 11, 13 row groups, random splits with empty segments, both FP6 formats, raw codes,
+// (K > 128 blocks) and with both tail codes (MICROMIX_GEMV_TAIL) and segment-specialised warps
+// (MICROMIX_GEMV_SPLIT), also on the fused kernel (K <= 128 blocks): 1, 5, 11, 13 row groups, random splits with empty segments, both FP6 formats, raw codes,
 // extreme and NaN scales.
 TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
   SKIP_WITHOUT_GPU();
@@ -564,11 +565,14 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
     ~RestoreEnv() {
       unsetenv("MICROMIX_GEMV_WARPS");
       unsetenv("MICROMIX_GEMV_TAIL");
+  unsetenv("MICROMIX_GEMV_SPLIT");
+      unsetenv("MICROMIX_GEMV_SPLIT");
     }
   } restore;
   int trial = 0;
-  for (const char* tail : {"exact", "slots"}) {
+  for (const auto& [tail, split] : std::vector<std::pair<const char*, const char*>>{{"exact", "k"}, {"slots", "k"}, {"exact", "seg"}}) {
     ASSERT_EQ(setenv("MICROMIX_GEMV_TAIL", tail, 1), 0);
+    ASSERT_EQ(setenv("MICROMIX_GEMV_SPLIT", split, 1), 0);
     for (const char* warps : {"1", "2", "4", "8", "16", "fused"})
       for (int64_t groups : {1, 5, 11, 13}) {
         const bool fused = !std::strcmp(warps, "fused");
@@ -581,7 +585,7 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
                           : std::uniform_int_distribution<int64_t>(129, 170)(rng()));
         c.split = random_split(c.K);
         c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
-        SCOPED_TRACE(std::string("tail ") + tail + ", warps per row group " + warps + ", N = " + std::to_string(c.N) +
+        SCOPED_TRACE(std::string("tail ") + tail + ", split " + split + ", warps per row group " + warps + ", N = " + std::to_string(c.N) +
                      ", K = " + std::to_string(c.K));
         check_gemm(c, cuda::kGemvPreparedV17Kernel);
         check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
