@@ -5,7 +5,7 @@
 #   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests
 #   ab        bench_gemm at M = 1 (8B two rounds, 70B one) and M = $S11_MS: v14 and v17 are rows of one process
 #   warps     v14 and v17 rows at M = 1 (8B: 70/20/10 and the calibrated mix; 70B: 70/20/10) with v17's warps
-#             per row group by its rule and forced (MICROMIX_GEMV_WARPS = 2, 4, 8, 16), two rounds
+#             per row group by its rule and forced (MICROMIX_GEMV_WARPS; S11_SHAPES, S11_ROUNDS), two rounds
 #   tail      v17 with its tail batches as 3 slots (v14's) or exact code (MICROMIX_GEMV_TAIL), M = 1, 8B two rounds, 70B
 #   abold     .devgpu/bench_gemm_old (previous build) and the new one alternating: v17 rows, M = 1 (8B, 70B), M = 16
 #   split     v17 with segment-specialised warps off / on (MICROMIX_GEMV_SPLIT = k / seg), M = 1, 8B two rounds, 70B
@@ -16,77 +16,65 @@ source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,ab}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-rows() { grep -E "gemv v1[467]" "$1" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - -; }
+# bench NAME PATTERN [VAR=VALUE ...] -- ARGS...: one bench_gemm run ($EXE, default $D/bench_gemm) with
+# those environment variables into $OUT/s11_NAME.txt, then its rows whose kernel matches PATTERN (layer,
+# mix and kernel, us, x cuBLASLt FP8), four per line.
+bench() {
+  local name=$1 pattern=$2 envs=()
+  shift 2
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" timeout 200 "${EXE:-$D/bench_gemm}" "$@" > "$OUT/s11_$name.txt" 2>&1
+  echo "== $name rc=$?"
+  grep -E "$pattern" "$OUT/s11_$name.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+}
+M1="--m 1 --kernels -1 --reps 25"
+MIX="--no-default-mixes --mix 70/20/10:0.7:0.2"
+CAL="--mix calib-smollm2@5:0.635:0.352:e2m3"
+B70="--model llama3.1-70b"
 has tests && run_gpu_tests s11
 has sanitize && run_sanitizers s11 'CudaMxMixedGemv.WarpsPerRowGroup:CudaMxMixedGemv.OneTokenPrePassLongK:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros' 'CudaMxMixedGemv.WarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes'
 if has ab; then
-  for round in 1 2; do
-    timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 --json "$OUT/s11_ab_r$round.json" > "$OUT/s11_ab_r$round.txt" 2>&1
-    echo "== 8B M=1 round $round rc=$?"; rows "$OUT/s11_ab_r$round.txt"
-  done
-  timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_ab70.txt" 2>&1
-  echo "== 70B M=1 rc=$?"; rows "$OUT/s11_ab70.txt"
-  for m in ${S11_MS:-}; do
-    timeout 200 $D/bench_gemm --m $m --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_ab_m$m.txt" 2>&1
-    echo "== 8B M=$m rc=$?"; rows "$OUT/s11_ab_m$m.txt"
-  done
+  for round in 1 2; do bench ab_r$round "gemv v1[47]" -- $M1 $CAL --json "$OUT/s11_ab_r$round.json"; done
+  bench ab70 "gemv v1[47]" -- $B70 $M1 $MIX
+  for m in ${S11_MS:-}; do bench ab_m$m "gemv v1[47]" -- --m $m --kernels -1 --reps 25 $MIX; done
 fi
-if has warps; then  # shapes WxG: W warps per row group, G row groups per CTA; "rule" = v17's own choice
+if has warps; then  # shapes WxG: W warps per row group, G row groups per CTA (GROUPS: the session's first builds); "rule" = v17's own choice
   for round in ${S11_ROUNDS:-1 2}; do
-    for sh in ${S11_SHAPES:-rule 2x1 2x4 4x1 1x8 16x1}; do
-      e=""; [ $sh != rule ] && e="MICROMIX_GEMV_WARPS=${sh%x*} MICROMIX_GEMV_GROUPS=${sh#*x}"
-      env $e timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_w${sh}_r$round.txt" 2>&1
-      echo "== 8B M=1 shape $sh round $round rc=$?"; rows "$OUT/s11_w${sh}_r$round.txt" | grep -E "gate_up|down"
-      env $e timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_w${sh}_70_r$round.txt" 2>&1
-      echo "== 70B M=1 shape $sh round $round rc=$?"; rows "$OUT/s11_w${sh}_70_r$round.txt" | grep -E "gate_up|down"
+    for sh in ${S11_SHAPES:-rule 1x1 2x1 4x1 8x1 16x1}; do
+      e=(); [ $sh != rule ] && e=(MICROMIX_GEMV_WARPS=${sh%x*} MICROMIX_GEMV_GROUPS=${sh#*x})
+      bench w${sh}_r$round "gemv v1[47]" "${e[@]}" -- $M1 $MIX $CAL
+      bench w${sh}_70_r$round "gemv v1[47]" "${e[@]}" -- $B70 $M1 $MIX
     done
   done
 fi
 if has tail; then  # v17 with MICROMIX_GEMV_TAIL = slots / exact alternating (v14 rows: the in-process reference)
   for round in 1 2; do
-    for t in slots exact; do
-      MICROMIX_GEMV_TAIL=$t timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_tail_${t}_r$round.txt" 2>&1
-      echo "== 8B M=1 tail $t round $round rc=$?"; rows "$OUT/s11_tail_${t}_r$round.txt"
-    done
+    for t in slots exact; do bench tail_${t}_r$round "gemv v1[47]" MICROMIX_GEMV_TAIL=$t -- $M1 $CAL; done
   done
-  for t in slots exact; do
-    MICROMIX_GEMV_TAIL=$t timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_tail70_$t.txt" 2>&1
-    echo "== 70B M=1 tail $t rc=$?"; rows "$OUT/s11_tail70_$t.txt"
-  done
+  for t in slots exact; do bench tail70_$t "gemv v1[47]" MICROMIX_GEMV_TAIL=$t -- $B70 $M1 $MIX; done
 fi
-if has abold; then  # the previous build (.devgpu/bench_gemm_old) and this one alternating: v17 rows, 8B M = 1 two rounds, 70B and M = 16 one
+if has abold; then  # the previous build (.devgpu/bench_gemm_old) and this one alternating: 8B M = 1 two rounds, 70B and M = 16 one
   for round in 1 2; do
     for b in old new; do
       exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
-      timeout 200 $exe --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_abold_${b}_r$round.txt" 2>&1
-      echo "== 8B M=1 $b round $round rc=$?"; grep -E "gemv v17" "$OUT/s11_abold_${b}_r$round.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+      EXE=$exe bench abold_${b}_r$round "gemv v17" -- $M1 $MIX $CAL
     done
   done
   for b in old new; do
     exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
-    timeout 200 $exe --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_abold70_$b.txt" 2>&1
-    echo "== 70B M=1 $b rc=$?"; grep -E "gemv v17" "$OUT/s11_abold70_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-    timeout 200 $exe --m 16 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_abold16_$b.txt" 2>&1
-    echo "== 8B M=16 $b rc=$?"; grep -E "gemv v1[47]" "$OUT/s11_abold16_$b.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+    EXE=$exe bench abold70_$b "gemv v17" -- $B70 $M1 $MIX
+    EXE=$exe bench abold16_$b "gemv v1[47]" -- --m 16 --kernels -1 --reps 25 $MIX
   done
 fi
-if has split; then  # v17 with MICROMIX_GEMV_SPLIT = k / seg alternating (v14 rows: the in-process reference)
+if has split; then  # v17 with MICROMIX_GEMV_SPLIT = k / seg alternating
   for round in 1 2; do
-    for t in k seg; do
-      MICROMIX_GEMV_SPLIT=$t timeout 200 $D/bench_gemm --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 --mix calib-smollm2@5:0.635:0.352:e2m3 > "$OUT/s11_split_${t}_r$round.txt" 2>&1
-      echo "== 8B M=1 split $t round $round rc=$?"; grep -E "gemv v17" "$OUT/s11_split_${t}_r$round.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-    done
+    for t in k seg; do bench split_${t}_r$round "gemv v17" MICROMIX_GEMV_SPLIT=$t -- $M1 $MIX $CAL; done
   done
-  for t in k seg; do
-    MICROMIX_GEMV_SPLIT=$t timeout 200 $D/bench_gemm --model llama3.1-70b --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_split70_$t.txt" 2>&1
-    echo "== 70B M=1 split $t rc=$?"; grep -E "gemv v17" "$OUT/s11_split70_$t.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-  done
+  for t in k seg; do bench split70_$t "gemv v17" MICROMIX_GEMV_SPLIT=$t -- $B70 $M1 $MIX; done
 fi
 if has qwen; then  # v14 and v17 at M = 1 on the Qwen2.5 shapes
-  for model in qwen2.5-7b qwen2.5-32b; do
-    timeout 200 $D/bench_gemm --model $model --m 1 --kernels -1 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2 > "$OUT/s11_$model.txt" 2>&1
-    echo "== $model M=1 rc=$?"; rows "$OUT/s11_$model.txt"
-  done
+  for model in qwen2.5-7b qwen2.5-32b; do bench $model "gemv v1[47]" -- --model $model $M1 $MIX; done
 fi
 if has tailncu; then
   S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section SchedulerStats --section WarpStateStats --section InstructionStats"
