@@ -65,6 +65,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cuda/gemv_shape_policy.hpp"
 #include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/scratch.cuh"
 
@@ -441,15 +442,11 @@ int gemv_warps_per_group(int64_t groups) {
     MM_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
     sms = n;
   }
-  for (int w = 1; w <= 8; w *= 2)
-    if (groups * w * 10 >= sms * 32 * 6) return w;  // 32 warps per SM at <= 64 registers
-  return 16;
+  return gemv_token_warps(groups, sms);
 }
 
-// v17's segment-specialised warps: sets q.seg_warps to the split of a row group's w warps over the
-// non-empty segments that minimises the busiest warp's block work (per block ~48 / 76 / 40 instructions
-// for FP4 / FP6 / FP8 at M = 1, SASS) and returns true; false (q unchanged) where it does not apply or
-// is off. By default on at 16 warps per row group only: H100, 70/20/10, M = 1, against the K split in
+// v17's segment-specialised warps: sets q.seg_warps to gemv_segment_split's split of a row group's w
+// warps and returns true; false (q unchanged) where it does not apply or is off. By default on at 16 warps per row group only: H100, 70/20/10, M = 1, against the K split in
 // alternating runs (bench/GPU_NOTES.md, session 11): Llama-3.1-8B o (fused, 16 warps) 8.9 -> 8.7 us, down
 // (16) 20.8 -> 19.6; at 8 warps 70B o 22.4 -> 21.0 but 70B down 58.6 -> 59.2 and 8B qkv 10.8 -> 11.0, at 4
 // warps 70B qkv 27.4 -> 28.8. MICROMIX_GEMV_SPLIT=seg turns it on from 4 warps, =k off (read per call).
@@ -458,23 +455,7 @@ bool split_segment_warps(V10Args& q, int w) {
   const std::string v = e ? e : "";
   MM_CUDA_REQUIRE(v.empty() || v == "seg" || v == "k", "MICROMIX_GEMV_SPLIT must be 'seg' or 'k', got '" + v + "'");
   if (v == "k" || w < 4 || (v.empty() && w < 16)) return false;
-  constexpr int cost[3] = {48, 76, 40};
-  int best[3] = {0, 0, 0};
-  int64_t best_load = -1;
-  for (int a = 0; a <= w; ++a)
-    for (int b = 0; a + b <= w; ++b) {
-      const int n[3] = {a, b, w - a - b};
-      int64_t load = 0;
-      bool ok = true;
-      for (int i = 0; i < 3; ++i) {
-        if ((q.nb[i] > 0) != (n[i] > 0)) ok = false;
-        else if (n[i] > 0) load = std::max<int64_t>(load, int64_t{(q.nb[i] + n[i] - 1) / n[i]} * cost[i]);
-      }
-      if (ok && (best_load < 0 || load < best_load)) best_load = load, best[0] = n[0], best[1] = n[1], best[2] = n[2];
-    }
-  if (best_load < 0) return false;
-  for (int i = 0; i < 3; ++i) q.seg_warps[i] = best[i];
-  return true;
+  return gemv_segment_split(q.nb, w, q.seg_warps);
 }
 
 // v17's one-token GEMV (M = 1, pre-pass path) with w = 1, 2, 4, 8 or 16 warps per row group.

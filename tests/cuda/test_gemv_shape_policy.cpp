@@ -1,0 +1,92 @@
+// The decode path's CTA-shape choices (src/cuda/gemv_shape_policy.hpp) on the CPU: the shapes the
+// session-11 sweep measured fastest on an H100 (132 SMs), the rule's invariants, and the segment split
+// against an exhaustive search written here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+
+#include "cuda/gemv_shape_policy.hpp"
+
+namespace micromix::cuda {
+namespace {
+
+TEST(GemvShapePolicy, PicksTheMeasuredShapesOnH100) {
+  constexpr int64_t kSms = 132;
+  EXPECT_EQ(gemv_token_warps(1792, kSms), 2);   // Llama-3.1-8B gate_up: 2 warps 34.1 us vs 8 warps 38.9
+  EXPECT_EQ(gemv_token_warps(256, kSms), 16);   // 8B down: 16 warps 21.1-21.4 vs 22.1-22.3
+  EXPECT_EQ(gemv_token_warps(3584, kSms), 1);   // 70B gate_up: 1 warp 112.1 vs 127.6
+  EXPECT_EQ(gemv_token_warps(640, kSms), 4);    // 70B qkv: 4 warps 27.5 vs 30.2
+  EXPECT_EQ(gemv_token_warps(512, kSms), 8);    // 70B o / down: 8 warps (the fastest measured)
+}
+
+TEST(GemvShapePolicy, FewestWarpsThatFillSixtyPercentOfTheSlots) {
+  for (int64_t sms : {1, 66, 108, 132, 144})
+    for (int64_t groups = 1; groups <= 20000; groups += groups < 64 ? 1 : 37) {
+      const int w = gemv_token_warps(groups, sms);
+      ASSERT_TRUE(w == 1 || w == 2 || w == 4 || w == 8 || w == 16) << w;
+      const int64_t slots60 = sms * 32 * 6;  // 60% of the slots, times 10
+      if (w < 16) {
+        EXPECT_GE(groups * w * 10, slots60) << "groups " << groups << " sms " << sms;
+      }
+      if (w > 1) {
+        EXPECT_LT(groups * (w / 2) * 10, slots60) << "groups " << groups << " sms " << sms;
+      }
+      EXPECT_GE(w, gemv_token_warps(groups + 1, sms));  // more row groups never need more warps
+    }
+}
+
+// The busiest warp's work for a split, as the policy defines it; -1 for a split it must not return.
+int64_t split_load(const int (&nb)[3], const int (&n)[3]) {
+  int64_t load = 0;
+  for (int i = 0; i < 3; ++i) {
+    if ((nb[i] > 0) != (n[i] > 0)) return -1;
+    if (n[i] > 0) load = std::max<int64_t>(load, int64_t{(nb[i] + n[i] - 1) / n[i]} * kGemvBlockCost[i]);
+  }
+  return load;
+}
+
+TEST(GemvShapePolicy, SegmentSplitIsTheBestValidSplit) {
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> blocks(0, 500), coin(0, 3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    int nb[3];
+    for (int& b : nb) b = coin(rng) == 0 ? 0 : blocks(rng);
+    const int w = std::uniform_int_distribution<int>(1, 16)(rng);
+    int got[3] = {-7, -7, -7};
+    const bool ok = gemv_segment_split(nb, w, got);
+    int64_t best = -1;
+    for (int a = 0; a <= w; ++a)
+      for (int b = 0; a + b <= w; ++b) {
+        const int n[3] = {a, b, w - a - b};
+        const int64_t l = split_load(nb, n);
+        if (l >= 0 && (best < 0 || l < best)) best = l;
+      }
+    ASSERT_EQ(ok, best >= 0) << nb[0] << " " << nb[1] << " " << nb[2] << " w " << w;
+    if (!ok) {
+      EXPECT_EQ(got[0], -7);  // untouched
+      continue;
+    }
+    EXPECT_EQ(got[0] + got[1] + got[2], w);
+    EXPECT_EQ(split_load(nb, got), best) << nb[0] << " " << nb[1] << " " << nb[2] << " w " << w;
+  }
+}
+
+TEST(GemvShapePolicy, SegmentSplitEdgeCases) {
+  int out[3] = {-1, -1, -1};
+  EXPECT_FALSE(gemv_segment_split({0, 0, 0}, 16, out));  // nothing to split
+  EXPECT_FALSE(gemv_segment_split({5, 5, 5}, 2, out));   // three segments, two warps
+  EXPECT_EQ(out[0], -1);
+  ASSERT_TRUE(gemv_segment_split({128, 0, 0}, 16, out));  // one segment takes every warp
+  EXPECT_EQ(out[0], 16);
+  EXPECT_EQ(out[1], 0);
+  EXPECT_EQ(out[2], 0);
+  ASSERT_TRUE(gemv_segment_split({90, 25, 13}, 16, out));  // Llama-3.1-8B o at 70/20/10
+  EXPECT_GT(out[0], out[1]);
+  EXPECT_GE(out[1], out[2]);
+  EXPECT_GE(out[2], 1);
+}
+
+}  // namespace
+}  // namespace micromix::cuda
