@@ -446,10 +446,12 @@ int gemv_warps_per_group(int64_t groups) {
 }
 
 // v17's segment-specialised warps: sets q.seg_warps to gemv_segment_split's split of a row group's w
-// warps and returns true; false (q unchanged) where it does not apply or is off. By default on at 16 warps per row group only: H100, 70/20/10, M = 1, against the K split in
-// alternating runs (bench/GPU_NOTES.md, session 11): Llama-3.1-8B o (fused, 16 warps) 8.9 -> 8.7 us, down
-// (16) 20.8 -> 19.6; at 8 warps 70B o 22.4 -> 21.0 but 70B down 58.6 -> 59.2 and 8B qkv 10.8 -> 11.0, at 4
-// warps 70B qkv 27.4 -> 28.8. MICROMIX_GEMV_SPLIT=seg turns it on from 4 warps, =k off (read per call).
+// warps and returns true; false (q unchanged) where it does not apply (w < 4: no such kernels) or is
+// off. By default on at 16 warps per row group only: H100, 70/20/10, M = 1, against the K split in
+// alternating runs (bench/GPU_NOTES.md, session 11): Llama-3.1-8B o (fused, 16 warps) 8.9 -> 8.7 us,
+// down (16) 20.8 -> 19.6; at 8 warps 70B o 22.4 -> 21.0 but 70B down 58.6 -> 59.2 and 8B qkv 10.8 ->
+// 11.0, at 4 warps 70B qkv 27.4 -> 28.8. MICROMIX_GEMV_SPLIT=seg turns it on from 4 warps, =k off
+// (read per call).
 bool split_segment_warps(V10Args& q, int w) {
   const char* e = std::getenv("MICROMIX_GEMV_SPLIT");
   const std::string v = e ? e : "";
@@ -463,7 +465,7 @@ template <bool EXACT>
 void launch_token_warps(int w, bool pdl, cudaStream_t s, V10Args q, int nkb) {
   const auto grid = static_cast<unsigned>(q.groups);
   if constexpr (EXACT) {
-    if (w >= 4 && split_segment_warps(q, w)) {
+    if (split_segment_warps(q, w)) {  // w is 4, 8 or 16 here
       if (w == 4) launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 4, true, true>, grid, 128, pdl, s, q, nkb);
       else if (w == 8) launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 8, true, true>, grid, 256, pdl, s, q, nkb);
       else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal, 16, true, true>, grid, 512, pdl, s, q, nkb);
