@@ -5,8 +5,8 @@
 //   bench_gemm [--quick] [--small] [--json FILE] [--reps N] [--only LAYER] [--m M] [--kernels V,V,..]
 //              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]] [--no-default-mixes]
 //   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; for M <= 16 its
-//   negative entries -1 - v pick row-major decode versions v (-1: the default), the prepared decode
-//   versions v10 and v11 always run; --model: the
+//   negative entries -1 - v pick row-major decode versions v (-1: the default) and kGemvPrepared*Kernel
+//   (-110 .. -117) prepared ones (then only those run; otherwise every prepared version runs); --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
 //   calibrated one printed by `micromix quantize`; --no-default-mixes: only the --mix ones, e.g. for ncu)
 //
@@ -234,8 +234,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_gemm: --no-default-mixes needs at least one --mix\n");
     return 2;
   }
+  const auto prepared_decode = [](int v) {
+    return (v >= cuda::kGemvPreparedV14Kernel && v <= cuda::kGemvPreparedV10Kernel) || v == cuda::kGemvPreparedV17Kernel;
+  };
   for (int v : kernel_list)
-    if (v < -1 - cuda::mx_mixed_gemv_versions() || v > cuda::mx_mixed_gemm_versions()) {
+    if (!prepared_decode(v) && (v < -1 - cuda::mx_mixed_gemv_versions() || v > cuda::mx_mixed_gemm_versions())) {
       std::fprintf(stderr, "bench_gemm: --kernels: no GEMM version %d (0..%d) or decode version %d (-1..%d)\n", v,
                    cuda::mx_mixed_gemm_versions(), -1 - v, -1 - cuda::mx_mixed_gemv_versions());
       return 2;
@@ -440,7 +443,9 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k < 0) kernels.push_back(k);
         }
-        if (M <= 16) {  // the prepared decode path's older versions (the default is the "default" row)
+        // --kernels naming prepared decode versions (-110 .. -117): those alone (with kernel 0, e.g. for ncu)
+        const bool listed_prepared = std::any_of(kernel_list.begin(), kernel_list.end(), [](int k) { return k <= cuda::kGemvPreparedV10Kernel; });
+        if (M <= 16 && !listed_prepared) {  // the prepared decode path's older versions (the default is the "default" row)
           kernels.push_back(cuda::kGemvPreparedV10Kernel);
           kernels.push_back(cuda::kGemvPreparedV11Kernel);
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -454,7 +459,7 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k >= 0) kernels.push_back(k);
         }
-        if (M <= 16) {
+        if (M <= 16 && !listed_prepared) {
           kernels.push_back(cuda::kGemvPreparedV13Kernel);
           kernels.push_back(cuda::kGemvPreparedV14Kernel);
           kernels.push_back(cuda::kGemvPreparedV17Kernel);

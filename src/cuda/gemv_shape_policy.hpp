@@ -16,6 +16,14 @@ inline int gemv_token_warps(int64_t groups, int64_t sms) {
   return 16;
 }
 
+// Warps per 16-row group of the token-tile GEMV (M = 2 .. 16; session 12): 8, unless the grid of `groups`
+// CTAs needs more than one wave at 8 warps (resident8: CTAs of the 8-warp kernel the GPU holds at
+// once) but fits in one at 4 (resident4). At M = 9 .. 16 the kernel's 118 registers leave 2 CTAs of
+// 8 warps per SM: Llama-3.1-8B qkv's 384 row groups ran in 1.45 waves on an H100's 132 SMs.
+inline int gemv_tile_warps(int64_t groups, int64_t resident8, int64_t resident4) {
+  return groups > resident8 && groups <= resident4 ? 4 : 8;
+}
+
 // Instructions per block of each segment's loop at M = 1 (FP4, FP6, FP8; SASS, session 11).
 inline constexpr int kGemvBlockCost[3] = {48, 76, 40};
 

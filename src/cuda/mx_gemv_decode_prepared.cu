@@ -418,6 +418,15 @@ constexpr size_t kFusedMaxBytes = 70 * 1024;
 constexpr int kFusedMaxBlocks = 128;
 static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
 
+// CTAs of `kernel` (threads per CTA, no dynamic shared memory) the current GPU holds at once.
+template <class Kernel>
+int64_t resident_ctas(Kernel kernel, int threads) {
+  int dev = 0, sms = 0, per = 0;
+  MM_CUDA_CHECK(cudaGetDevice(&dev));
+  MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kernel, threads, 0));
+  return static_cast<int64_t>(sms) * per;
+}
 
 // v17's warps per 16-row group at M = 1 on the pre-pass path (one CTA per row group): the fewest (1,
 // 2, 4, 8, else 16) whose grid still fills 60% of the warp slots the GPU holds at once, so that each
@@ -516,6 +525,19 @@ bool gemv_exact_tails() {
   return v == "exact";
 }
 
+// v17 on the token tiles (M = 2 .. 16): warps per row group by gemv_tile_warps (4 where only that
+// fits the grid in one wave); MICROMIX_GEMV_TILE_WARPS (4 or 8) overrides it, read per call.
+template <int NT>
+int gemv_tile_warps_for(int64_t groups) {
+  const char* e = std::getenv("MICROMIX_GEMV_TILE_WARPS");
+  const std::string v = e ? e : "";
+  MM_CUDA_REQUIRE(v.empty() || v == "4" || v == "8", "MICROMIX_GEMV_TILE_WARPS must be 4 or 8, got '" + v + "'");
+  if (!v.empty()) return std::atoi(v.c_str());
+  static const int64_t resident8 = resident_ctas(gemv_frag<NT, true, true, kSrcTiles, 8>, 256);
+  static const int64_t resident4 = resident_ctas(gemv_frag<NT, true, true, kSrcTiles, 4>, 128);
+  return gemv_tile_warps(groups, resident8, resident4);
+}
+
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
 // the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
@@ -577,6 +599,10 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
+  if constexpr (INT4) {
+    if (!single && version >= 17 && gemv_tile_warps_for<NT>(q.groups) == 4)
+      return launch_after_prepass(gemv_frag<NT, true, true, kSrcTiles, 4>, grid, 4 * 32, pdl, s, q, nkb);
+  }
   if (single) launch_after_prepass(gemv_frag<NT, INT4, !(INT4 && NT == 1), kSrcTiles>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
   else launch_after_prepass(gemv_frag<NT, INT4, true, kSrcTiles>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
 }

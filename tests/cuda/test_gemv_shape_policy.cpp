@@ -73,6 +73,20 @@ TEST(GemvShapePolicy, SegmentSplitIsTheBestValidSplit) {
   }
 }
 
+TEST(GemvShapePolicy, TileWarpsOnlyWhereFourWarpsSaveAWave) {
+  // H100 (132 SMs) at M = 9 .. 16: 2 CTAs per SM of 8 warps, 4 of 4 warps.
+  EXPECT_EQ(gemv_tile_warps(384, 264, 528), 4);   // Llama-3.1-8B qkv: 1.45 waves at 8 warps, one at 4
+  EXPECT_EQ(gemv_tile_warps(256, 264, 528), 8);   // 8B o / down: one wave at 8 warps
+  EXPECT_EQ(gemv_tile_warps(1792, 264, 528), 8);  // 8B gate_up: several waves either way
+  EXPECT_EQ(gemv_tile_warps(384, 396, 792), 8);   // M = 2 .. 8 (3 CTAs per SM): one wave at 8 warps
+  for (int64_t r8 : {1, 100, 264}) {  // the edges: one wave at 8 warps, one more group, one wave at 4, one more
+    EXPECT_EQ(gemv_tile_warps(r8, r8, 2 * r8), 8);
+    EXPECT_EQ(gemv_tile_warps(r8 + 1, r8, 2 * r8), 4);
+    EXPECT_EQ(gemv_tile_warps(2 * r8, r8, 2 * r8), 4);
+    EXPECT_EQ(gemv_tile_warps(2 * r8 + 1, r8, 2 * r8), 8);
+  }
+}
+
 TEST(GemvShapePolicy, SegmentSplitEdgeCases) {
   int out[3] = {-1, -1, -1};
   EXPECT_FALSE(gemv_segment_split({0, 0, 0}, 16, out));  // nothing to split

@@ -565,7 +565,6 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
     ~RestoreEnv() {
       unsetenv("MICROMIX_GEMV_WARPS");
       unsetenv("MICROMIX_GEMV_TAIL");
-  unsetenv("MICROMIX_GEMV_SPLIT");
       unsetenv("MICROMIX_GEMV_SPLIT");
     }
   } restore;
@@ -609,6 +608,40 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
   const auto wq = quantize_mixed(llm_like(16, K), 16, K, perm, split);
   ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", "3", 1), 0);
   EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, cuda::kGemvPreparedV17Kernel), std::exception);
+}
+
+// v17 on the token tiles (M = 2 .. 16) with 4 and 8 warps per row group (MICROMIX_GEMV_TILE_WARPS) and
+// its own choice: every M of the range (partial tiles: lanes of absent tokens load nothing), 1, 5 and
+// 13 row groups, random splits with empty segments, both FP6 formats, raw codes, extreme and NaN scales.
+TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
+  SKIP_WITHOUT_GPU();
+  struct RestoreEnv {
+    ~RestoreEnv() { unsetenv("MICROMIX_GEMV_TILE_WARPS"); }
+  } restore;
+  int trial = 0;
+  for (const char* warps : {"4", "8", "rule"})
+    for (int64_t M = 2; M <= 16; ++M)
+      for (int64_t groups : {1, 5, 13}) {
+        if (!std::strcmp(warps, "rule")) unsetenv("MICROMIX_GEMV_TILE_WARPS");
+        else ASSERT_EQ(setenv("MICROMIX_GEMV_TILE_WARPS", warps, 1), 0);
+        GemmCase c;
+        c.M = M;
+        c.N = 16 * groups;
+        c.K = 32 * std::uniform_int_distribution<int64_t>(1, 80)(rng());
+        c.split = random_split(c.K);
+        c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+        SCOPED_TRACE(std::string("warps per row group ") + warps + ", M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
+                     ", K = " + std::to_string(c.K));
+        check_gemm(c, cuda::kGemvPreparedV17Kernel);
+        if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
+      }
+  ASSERT_EQ(setenv("MICROMIX_GEMV_TILE_WARPS", "2", 1), 0);  // not offered: an error, not a guess
+  const GemmCase c{4, 32, 32 * 6, MixedSplit{32 * 4, 32, 32}};
+  const auto perm = random_permutation(c.K);
+  EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split),
+                                        quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32,
+                                        cuda::kGemvPreparedV17Kernel),
+               std::exception);
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
