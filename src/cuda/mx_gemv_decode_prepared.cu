@@ -59,6 +59,9 @@
 // set-ups, three tail batches; ncu on 8B gate_up: 13.4 M instructions at 128 / 0 FP4 / FP6 blocks,
 // 16.6 M at 120 / 8, ~225 more per warp for one FP6 block), and with 8 warps a warp of Llama-3.1-8B
 // gate_up streams only 16 blocks. 2 warps per row group there: 39.3 -> 34.6 us (H100, 70/20/10).
+// Session 12: on the token tiles (M = 2 .. 16) v17 takes 4 warps per row group where only that fits the
+// grid in one wave (gemv_tile_warps; at M = 9 .. 16 the kernel's 118 registers leave 2 CTAs of 8 warps
+// per SM, so Llama-3.1-8B qkv's 384 row groups ran in 1.45 waves).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -526,7 +529,10 @@ bool gemv_exact_tails() {
 }
 
 // v17 on the token tiles (M = 2 .. 16): warps per row group by gemv_tile_warps (4 where only that
-// fits the grid in one wave); MICROMIX_GEMV_TILE_WARPS (4 or 8) overrides it, read per call.
+// fits the grid in one wave); MICROMIX_GEMV_TILE_WARPS (4 or 8) overrides it, read per call. H100,
+// 70/20/10, 8 warps -> the rule, same process (session 12): M = 16 Llama-3.1-8B qkv 18.6 -> 15.8 us,
+// Qwen2.5-7B qkv 16.5 -> 13.9, Qwen2.5-32B qkv / o / down 22.2 / 19.7 / 66.3 -> 19.6 / 16.5 / 63.0;
+// M = 2 Llama-3.1-70B qkv / o / down 30.1 / 27.4 / 74.6 -> 28.6 / 25.5 / 67.9; nothing else changes.
 template <int NT>
 int gemv_tile_warps_for(int64_t groups) {
   const char* e = std::getenv("MICROMIX_GEMV_TILE_WARPS");
