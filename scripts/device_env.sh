@@ -22,3 +22,16 @@ run_sanitizers() {
   timeout 400 compute-sanitizer --tool racecheck $D/micromix_tests --gtest_filter="$race" > "$OUT/${tag}_racecheck.log" 2>&1
   echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" "$OUT/${tag}_racecheck.log" | head -5
 }
+
+# bench NAME PATTERN [VAR=VALUE ...] -- ARGS...: one bench_gemm run ($EXE, default $D/bench_gemm) with
+# those environment variables into $OUT/${TAG}_NAME.txt (TAG: the runner's session, e.g. s12), then its
+# rows whose kernel matches PATTERN (layer, M, mix and kernel, us, x cuBLASLt FP8), four per line.
+bench() {
+  local name=$1 pattern=$2 envs=()
+  shift 2
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" timeout 200 "${EXE:-$D/bench_gemm}" "$@" > "$OUT/${TAG}_$name.txt" 2>&1
+  echo "== $name rc=$?"
+  grep -E "$pattern" "$OUT/${TAG}_$name.txt" | awk -F'|' '{print $2, $3, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
+}

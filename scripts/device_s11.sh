@@ -12,22 +12,11 @@
 #   qwen      v14 and v17 rows at M = 1 on Qwen2.5-7B / 32B shapes (70/20/10)
 #   tailncu   ncu stall samples and L2 hits of the M = 1 pre-pass-path kernel (gate_up): v14 at 128 / 0 and
 #             120 / 8 FP4 / FP6 blocks, v16 at 120 / 8
+TAG=s11
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,ab}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-# bench NAME PATTERN [VAR=VALUE ...] -- ARGS...: one bench_gemm run ($EXE, default $D/bench_gemm) with
-# those environment variables into $OUT/s11_NAME.txt, then its rows whose kernel matches PATTERN (layer,
-# mix and kernel, us, x cuBLASLt FP8), four per line.
-bench() {
-  local name=$1 pattern=$2 envs=()
-  shift 2
-  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
-  shift
-  env "${envs[@]}" timeout 200 "${EXE:-$D/bench_gemm}" "$@" > "$OUT/s11_$name.txt" 2>&1
-  echo "== $name rc=$?"
-  grep -E "$pattern" "$OUT/s11_$name.txt" | awk -F'|' '{print $2, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-}
 M1="--m 1 --kernels -1 --reps 25"
 MIX="--no-default-mixes --mix 70/20/10:0.7:0.2"
 CAL="--mix calib-smollm2@5:0.635:0.352:e2m3"

@@ -6,29 +6,21 @@
 #   abold     .devgpu/bench_gemm_old (previous build) and the new one alternating, two rounds: v17 rows at
 #             M = $S12_MS (default 1 2 4 8 9 16), 8B, 70/20/10
 #   tw        the new build with MICROMIX_GEMV_TILE_WARPS=8 and by its rule alternating: 8B, 70B, Qwen2.5-7B / 32B, M = 2 and 16
-#   ncu       ncu on v17's kernels (pre-pass and GEMV) at M = 2 and 16, qkv and gate_up, tile warps 8 and by rule
+#   v19       v17 and v19 (tokens decoded per CTA at M = 2..8) as rows of one process
+#   abv19     the previous build and this one alternating: v17 and v19 rows, 8B, M = $S12_V19_MS
+#   abs11     the session-11 build (.devgpu/bench_gemm_s11) and this one alternating, 8B, M = $S12_MS (JSON too)
+#   ncu       ncu on the default decode kernels (pre-pass and GEMV) one by one, $S12_NCU = M:layer cases
+TAG=s12
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,abold}
 has() { [[ ",$parts," == *",$1,"* ]]; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-# bench NAME PATTERN [VAR=VALUE ...] -- ARGS...: one bench_gemm run ($EXE, default $D/bench_gemm) with
-# those environment variables into $OUT/s12_NAME.txt, then its rows whose kernel matches PATTERN (layer,
-# mix and kernel, us, x cuBLASLt FP8), four per line.
-bench() {
-  local name=$1 pattern=$2 envs=()
-  shift 2
-  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
-  shift
-  env "${envs[@]}" timeout 200 "${EXE:-$D/bench_gemm}" "$@" > "$OUT/s12_$name.txt" 2>&1
-  echo "== $name rc=$?"
-  grep -E "$pattern" "$OUT/s12_$name.txt" | awk -F'|' '{print $2, $3, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
-}
 MIX="--no-default-mixes --mix 70/20/10:0.7:0.2"
 # The archive of everything so far, rebuilt after each part (a run cut off by its time limit keeps it).
 pack() { (cd "$OUT" && tar czf s12_out.tgz $(ls | grep -v '^s12_out.tgz$')); }
 has tests && run_gpu_tests s12 && pack
-has sanitize && run_sanitizers s12 'CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.RowsKernelFromNineRowsOnWideLayers:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.WarpsPerRowGroup' \
-  'CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes' && pack
+has sanitize && run_sanitizers s12 'CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.RowsKernelFromNineRowsOnWideLayers:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemv.WarpsPerRowGroup' \
+  'CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes' && pack
 if has abold; then
   for round in 1 2; do
     for b in old new; do
@@ -47,6 +39,36 @@ if has tw; then  # the new build: tile warps 8 (as before) and by the rule alter
       for tw in 8 rule; do
         e=(); [ $tw != rule ] && e=(MICROMIX_GEMV_TILE_WARPS=$tw)
         bench tw_${model}_m${m}_${tw}_r$round "gemv v17" "${e[@]}" -- --model $model --m $m --kernels -117 --reps 25 $MIX
+      done
+    done
+    pack
+  done
+fi
+if has v19; then  # v17 and v19 rows of one process: 8B at M = $S12_V19_MS two rounds, the other models at M = 2 and 8
+  for round in 1 2; do
+    for m in ${S12_V19_MS:-2 3 4 6 8}; do bench v19_m${m}_r$round "gemv v1[79]" -- --m $m --kernels -117,-119 --reps 25 $MIX; done
+    pack
+  done
+  for model in llama3.1-70b qwen2.5-7b qwen2.5-32b; do
+    for m in 2 8; do bench v19_${model}_m$m "gemv v1[79]" -- --model $model --m $m --kernels -117,-119 --reps 25 $MIX; done
+  done
+  pack
+fi
+if has abv19; then  # the previous build (.devgpu/bench_gemm_old) and this one alternating, v17 and v19 rows, 8B, M = $S12_V19_MS
+  for round in 1 2; do
+    for b in old new; do
+      exe=$D/bench_gemm; [ $b = old ] && exe=$D/bench_gemm_old
+      for m in ${S12_V19_MS:-2 3 4 8}; do EXE=$exe bench abv19_${b}_m${m}_r$round "gemv v1[79]" -- --m $m --kernels -117,-119 --reps 25 $MIX; done
+    done
+    pack
+  done
+fi
+if has abs11; then  # the session-11 build (.devgpu/bench_gemm_s11, commit 908daa2: v17) and this one alternating, 8B, M = $S12_MS
+  for round in 1 2; do
+    for b in s11 new; do
+      exe=$D/bench_gemm; k=-117,-119; [ $b = s11 ] && exe=$D/bench_gemm_s11 && k=-1
+      for m in ${S12_MS:-1 2 4 8 9 16}; do
+        EXE=$exe bench abs11_${b}_m${m}_r$round "gemv v1[79]" -- --m $m --kernels $k --reps 25 $MIX --json "$OUT/s12_abs11_${b}_m${m}_r$round.json"
       done
     done
     pack

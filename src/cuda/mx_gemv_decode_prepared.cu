@@ -111,11 +111,19 @@ struct ActPtrs {
 // empty tokens were read from L2 by every warp of every CTA). An FP4 block's slot (int8 path) uses only
 // its low 8 bytes for the codes and carries the scale and the integer start value in the other 8, so
 // that its block step loads one 16-byte word of the token instead of three (session 10).
-enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2 };
+// v19, M = 2 (by default; up to 8 with MICROMIX_GEMV_FUSED_TOKENS): kSrcTokens2 / 4 / 8: the CTA decodes
+// the tokens into shared memory first, as the
+// M = 1 fused path does, in a compact tile of MP = 2, 4 or 8 token slots per K block (MP >= M): lane g
+// supplies token g % MP to B column g, so columns 2q, 2q + 1 hold tokens 2q % MP, + 1 (MP = 2: tokens
+// 0 and 1 in every column pair) and only the first M columns are stored. An FP4 slot carries the codes
+// in its low half and the start values of tokens 2q % MP, + 1 in its high half (as the tiles do).
+enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2, kSrcTokens2 = 3, kSrcTokens4 = 4, kSrcTokens8 = 5 };
+__host__ __device__ constexpr bool one_token(int src) { return src == kSrcTokenSmem || src == kSrcTokenGlobal; }
+__host__ __device__ constexpr int token_slots(int src) { return src >= kSrcTokens2 ? 1 << (src - 2) : 0; }  // MP
 
 struct FusedAct {
-  uint4* b;   // [nkb][4]
-  float* s;   // [nkb]
+  uint4* b;   // [nkb][4] (one token) or [nkb][MP][4]
+  float* s;   // [nkb] or [nkb][MP]
 };
 
 // Quarter i (K block i / 4, quarter i % 4) of the one token, decoded into the compact layout f (the
@@ -133,16 +141,37 @@ __device__ __forceinline__ void decode_token_quarter(const V10Args& p, int nkb, 
   if (q == 0) f.s[kb] = d.s;
 }
 
+// v19's prologue: item i = (K block, token slot t < MP, quarter q) of the compact tile, t >= M zeros.
+// Every lane of the calling warp must be here (quad and tile shuffles; a warp holds 32 / (4 MP) whole
+// K blocks).
+template <int MP>
+__device__ __forceinline__ void decode_tokens_quarter(const V10Args& p, int nkb, int i, const FusedAct& f) {
+  const int q = i & 3, t = (i >> 2) & (MP - 1), kb = i / (4 * MP);
+  const bool live = i < nkb * MP * 4;
+  const ActQuarter d = decode_act_quarter<kActInt4>(p, live, live ? kb : 0, t, q);
+  const int base = (static_cast<int>(threadIdx.x) & 31) & ~(4 * MP - 1);  // this K block's first lane
+  const int c0 = __shfl_sync(0xFFFFFFFFu, d.c, base + ((2 * q) & (MP - 1)) * 4);
+  const int c1 = __shfl_sync(0xFFFFFFFFu, d.c, base + ((2 * q + 1) & (MP - 1)) * 4);
+  if (!live) return;
+  uint4 b = d.b;
+  if (kb < p.seg_start[1]) b.z = static_cast<uint32_t>(c0), b.w = static_cast<uint32_t>(c1);
+  f.b[i] = b;
+  if (q == 0) f.s[kb * MP + t] = d.s;
+}
+
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
-  if constexpr (SRC != kSrcTiles) return {f.b + kb * 4 + q, f.s + kb};
+  if constexpr (constexpr int MP = token_slots(SRC); MP > 0)
+    return {f.b + (kb * MP + (g & (MP - 1))) * 4 + q, f.s + kb * MP + ((2 * q) & (MP - 1))};
+  if constexpr (one_token(SRC)) return {f.b + kb * 4 + q, f.s + kb};
   const int64_t kt = static_cast<int64_t>(kb) * 8 * NT;
   return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q};
 }
 
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
-  if constexpr (SRC != kSrcTiles) return {a.b + blocks * 4, a.s + blocks};
+  if constexpr (constexpr int MP = token_slots(SRC); MP > 0) return {a.b + blocks * MP * 4, a.s + blocks * MP};
+  if constexpr (one_token(SRC)) return {a.b + blocks * 4, a.s + blocks};
   return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT};
 }
 
@@ -150,7 +179,12 @@ __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
 template <int SEG, int NT, bool INT4, int SRC>
 __device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* wssrc, const ActPtrs& ap, BlockRaw<NT>& r) {
   load_weight_words<SEG>(wsrc, wssrc, r.wg, r.wg8, r.sw2);
-  if constexpr (SRC != kSrcTiles) {
+  if constexpr (token_slots(SRC) > 0) {  // v19: this lane's slot and the scales of its two columns' tokens
+    static_assert(NT == 1, "v19 holds at most 8 tokens");
+    r.b[0] = *ap.b;
+    if constexpr (INT4 && SEG == 0) r.corr[0] = make_int2(static_cast<int>(r.b[0].z), static_cast<int>(r.b[0].w));
+    r.sa[0] = *reinterpret_cast<const float2*>(ap.s);
+  } else if constexpr (one_token(SRC)) {
     // The one token in every B column (lane g supplies column g): each column's sum is the token's,
     // so every accumulator holds a copy of it; only column 0's (token 0's) is stored. No per-lane
     // zeroing (6 selects per block) and the same start value and scale for all columns.
@@ -304,9 +338,10 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int64_t G = blockIdx.x;
   const PreparedPlace pl = prepared_place(G, p.groups);  // shared by the three segments
-  FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * 4)};
+  constexpr int MP = token_slots(SRC);  // v19's token slots per K block (0: not v19's kernel)
+  FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * (MP > 0 ? MP : 1) * 4)};
   if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s)};
-  if constexpr (SRC != kSrcTokenSmem) {
+  if constexpr (SRC == kSrcTiles || SRC == kSrcTokenGlobal) {
     // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
     // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
     // pre-pass's activations (a no-op after an ordinary launch).
@@ -325,6 +360,11 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   if constexpr (SRC == kSrcTokenSmem) {
     for (int base = 0; base < nkb * 4; base += kWarps * 32)  // uniform trip count: whole warps shuffle
       decode_token_quarter<INT4 ? kActInt4 : kActF16>(p, nkb, base + static_cast<int>(threadIdx.x), f);
+  }
+  if constexpr (MP > 0) {
+    static_assert(INT4 && PAIR, "v19 runs the int8 FP4 path on several tokens");
+    for (int base = 0; base < nkb * MP * 4; base += kWarps * 32)  // uniform trip count: whole warps shuffle
+      decode_tokens_quarter<MP>(p, nkb, base + static_cast<int>(threadIdx.x), f);
   }
   __syncthreads();
   Acc<NT> acc;
@@ -421,13 +461,13 @@ constexpr size_t kFusedMaxBytes = 70 * 1024;
 constexpr int kFusedMaxBlocks = 128;
 static_assert(kFusedMaxBlocks * kFusedBytesPerBlock <= kFusedMaxBytes, "fused area within the attribute set");
 
-// CTAs of `kernel` (threads per CTA, no dynamic shared memory) the current GPU holds at once.
+// CTAs of `kernel` (threads per CTA, smem bytes of dynamic shared memory) the current GPU holds at once.
 template <class Kernel>
-int64_t resident_ctas(Kernel kernel, int threads) {
+int64_t resident_ctas(Kernel kernel, int threads, size_t smem = 0) {
   int dev = 0, sms = 0, per = 0;
   MM_CUDA_CHECK(cudaGetDevice(&dev));
   MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kernel, threads, 0));
+  MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kernel, threads, smem));
   return static_cast<int64_t>(sms) * per;
 }
 
@@ -544,6 +584,48 @@ int gemv_tile_warps_for(int64_t groups) {
   return gemv_tile_warps(groups, resident8, resident4);
 }
 
+// v19 at M = 2: the tokens decoded by each CTA into a compact tile of MP token slots (kSrcTokens2 / 4
+// / 8, MP >= M), 8 warps per row group, exact tails, where the grid fits the GPU in one wave (as the
+// M = 1 fused kernel, whose rule this is); false (nothing launched) where it does not. Why: on the
+// one-wave layers (8B qkv / o) M = 2 cost ~2.6 us more than M = 1, and the GEMV itself only ~1.1 us of
+// that (ncu, H100, session 12): the rest is the pre-pass kernel the GEMV waits for. H100, 70/20/10,
+// v17 -> v19 in one process: Llama-3.1-8B M = 2 qkv 13.8 -> 12.2 us, o 11.3 -> 10.7; Qwen2.5-7B qkv
+// 12.3 -> 11.3, o 10.5 -> 10.0. Each CTA decodes all K blocks of every slot (4 rounds of its 256 threads
+// at MP = 2 and K = 4096), and from M = 3 that costs more than the pre-pass: M = 3-4 (MP = 4) qkv 13.8
+// -> 14.2-14.5, o 11.3 -> 12.2-12.5; M = 6-8 (MP = 8) 18.7-19.0 / 16.0; two items per thread and round
+// (loads of both in flight) changed nothing (bench/GPU_NOTES.md, session 12). So v19 takes M = 2 only;
+// MICROMIX_GEMV_FUSED_TOKENS (0 = off, 2, 4, 8: the largest M taken) overrides it, read per call.
+int gemv_fused_tokens_max() {
+  const char* e = std::getenv("MICROMIX_GEMV_FUSED_TOKENS");
+  const std::string v = e ? e : "";
+  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "2" || v == "4" || v == "8",
+                  "MICROMIX_GEMV_FUSED_TOKENS must be 0, 2, 4 or 8, got '" + v + "'");
+  return v.empty() ? 2 : std::atoi(v.c_str());
+}
+
+static_assert(kFusedMaxBlocks * 8 * kFusedBytesPerBlock <= kFusedMaxBytes, "v19's 8-slot tile within the attribute set");
+template <int SRC>
+bool launch_fused_tokens_as(cudaStream_t s, const V10Args& q, int nkb) {
+  constexpr int MP = token_slots(SRC);
+  static const int64_t resident = [] {
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, true, SRC, kWarpsDefault, true>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
+    return resident_ctas(gemv_frag<1, true, true, SRC, kWarpsDefault, true>, kWarpsDefault * 32,
+                         kFusedMaxBlocks * MP * kFusedBytesPerBlock);
+  }();
+  if (q.groups > resident) return false;
+  const size_t smem = static_cast<size_t>(nkb) * MP * kFusedBytesPerBlock;
+  gemv_frag<1, true, true, SRC, kWarpsDefault, true><<<static_cast<unsigned>(q.groups), kWarpsDefault * 32, smem, s>>>(q, nkb);
+  MM_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
+
+bool launch_fused_tokens(cudaStream_t s, const V10Args& q, int nkb) {
+  if (q.M <= 2) return launch_fused_tokens_as<kSrcTokens2>(s, q, nkb);
+  if (q.M <= 4) return launch_fused_tokens_as<kSrcTokens4>(s, q, nkb);
+  return launch_fused_tokens_as<kSrcTokens8>(s, q, nkb);
+}
+
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
 // the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
@@ -579,6 +661,8 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       else launch_fused<false>(sixteen, fused, s, q, nkb);
       return;
     }
+    if (version >= 19 && q.M >= 2 && q.M <= gemv_fused_tokens_max() && nkb <= kFusedMaxBlocks && launch_fused_tokens(s, q, nkb))
+      return;
     if (q.M == 1 && token && nkb > 0) {
       if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 68
       q.act = reinterpret_cast<uint4*>(ws);
@@ -615,14 +699,14 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 17; }
+int mx_mixed_gemv_prepared_default_version() { return 19; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE(version >= 10 && version <= 17 && version != 15 && version != 16,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17)");
+  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);

@@ -52,10 +52,7 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   const size_t elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
-  const bool gemv_prepared = kernel == kGemvPreparedKernel || kernel == kGemvPreparedV10Kernel ||
-                             kernel == kGemvPreparedV11Kernel || kernel == kGemvPreparedV12Kernel ||
-                             kernel == kGemvPreparedV13Kernel || kernel == kGemvPreparedV14Kernel ||
-                             kernel == kGemvPreparedV17Kernel;
+  const bool gemv_prepared = kernel == kGemvPreparedKernel || is_gemv_prepared_version_kernel(kernel);
   if (gemv_prepared || kernel == kGemmPreparedKernel || kernel == kGemmPreparedV18Kernel) {
     const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
     MxMixedDeviceOut po;

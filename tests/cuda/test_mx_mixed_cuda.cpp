@@ -60,6 +60,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV13Kernel);  // row groups per CTA, FP4 on bf16 MMAs with folded scales
   k.push_back(cuda::kGemvPreparedV14Kernel);  // v13 with the compact one-token pre-pass at M = 1
   k.push_back(cuda::kGemvPreparedV17Kernel);  // v14 with warps per row group chosen by the grid at M = 1
+  k.push_back(cuda::kGemvPreparedV19Kernel);  // v17 with M = 2..8 tokens decoded by each CTA on one-wave grids
   return k;
 }
 
@@ -610,38 +611,86 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
   EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, cuda::kGemvPreparedV17Kernel), std::exception);
 }
 
+namespace {
+
+// An environment override for one test: set to `value` ("" unsets it) until the next set or the end.
+struct ScopedEnv {
+  const char* name;
+  explicit ScopedEnv(const char* n) : name(n) {}
+  ~ScopedEnv() { unsetenv(name); }
+  void set(const char* value) const {
+    if (*value) ASSERT_EQ(setenv(name, value, 1), 0);
+    else unsetenv(name);
+  }
+};
+
+// M rows against 16 * groups weight rows, K up to max_blocks MX blocks, a random split with empty
+// segments, the FP6 format alternating with `trial`.
+GemmCase random_decode_case(int64_t M, int64_t groups, int64_t max_blocks, int trial) {
+  GemmCase c;
+  c.M = M;
+  c.N = 16 * groups;
+  c.K = 32 * std::uniform_int_distribution<int64_t>(1, max_blocks)(rng());
+  c.split = random_split(c.K);
+  c.split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+  return c;
+}
+
+// With env set to a value it does not offer, `kernel` refuses to run (an error, not a guess).
+void expect_refused(const ScopedEnv& env, const char* value, int64_t M, int kernel) {
+  env.set(value);
+  const GemmCase c{M, 32, 32 * 6, MixedSplit{32 * 4, 32, 32}};
+  const auto perm = random_permutation(c.K);
+  EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split),
+                                        quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32, kernel),
+               std::exception)
+      << env.name << "=" << value;
+}
+
+}  // namespace
+
 // v17 on the token tiles (M = 2 .. 16) with 4 and 8 warps per row group (MICROMIX_GEMV_TILE_WARPS) and
-// its own choice: every M of the range (partial tiles: lanes of absent tokens load nothing), 1, 5 and
-// 13 row groups, random splits with empty segments, both FP6 formats, raw codes, extreme and NaN scales.
+// its own choice: every M of the range, 1, 5 and 13 row groups, random splits with empty segments, both
+// FP6 formats, raw codes, extreme and NaN scales.
 TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
   SKIP_WITHOUT_GPU();
-  struct RestoreEnv {
-    ~RestoreEnv() { unsetenv("MICROMIX_GEMV_TILE_WARPS"); }
-  } restore;
+  const ScopedEnv env("MICROMIX_GEMV_TILE_WARPS");
   int trial = 0;
-  for (const char* warps : {"4", "8", "rule"})
+  for (const char* warps : {"4", "8", ""})
     for (int64_t M = 2; M <= 16; ++M)
       for (int64_t groups : {1, 5, 13}) {
-        if (!std::strcmp(warps, "rule")) unsetenv("MICROMIX_GEMV_TILE_WARPS");
-        else ASSERT_EQ(setenv("MICROMIX_GEMV_TILE_WARPS", warps, 1), 0);
-        GemmCase c;
-        c.M = M;
-        c.N = 16 * groups;
-        c.K = 32 * std::uniform_int_distribution<int64_t>(1, 80)(rng());
-        c.split = random_split(c.K);
-        c.split.fp6 = ++trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
-        SCOPED_TRACE(std::string("warps per row group ") + warps + ", M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
+        env.set(warps);
+        const GemmCase c = random_decode_case(M, groups, 80, ++trial);
+        SCOPED_TRACE(std::string("warps per row group '") + warps + "', M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
                      ", K = " + std::to_string(c.K));
         check_gemm(c, cuda::kGemvPreparedV17Kernel);
         if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
       }
-  ASSERT_EQ(setenv("MICROMIX_GEMV_TILE_WARPS", "2", 1), 0);  // not offered: an error, not a guess
-  const GemmCase c{4, 32, 32 * 6, MixedSplit{32 * 4, 32, 32}};
-  const auto perm = random_permutation(c.K);
-  EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split),
-                                        quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32,
-                                        cuda::kGemvPreparedV17Kernel),
-               std::exception);
+  expect_refused(env, "2", 4, cuda::kGemvPreparedV17Kernel);
+}
+
+// v19 on one-wave grids with K <= 128 blocks: each CTA decodes the tokens into a compact tile of 2, 4 or
+// 8 slots (M = 2 by default, up to 8 with MICROMIX_GEMV_FUSED_TOKENS=8; odd M leaves empty slots, whose
+// columns must not be stored; without the variable M = 3..8 take v17's path); 1, 5 and 13 row groups,
+// random splits with empty segments, both FP6 formats, raw codes, extreme and NaN scales (K = 0:
+// EmptyKWritesZeros, through the default).
+TEST(CudaMxMixedGemv, FusedTokensEveryM) {
+  SKIP_WITHOUT_GPU();
+  const ScopedEnv env("MICROMIX_GEMV_FUSED_TOKENS");
+  int trial = 0;
+  for (const char* max_m : {"", "8"})
+    for (int64_t M = 2; M <= 8; ++M)
+      for (int64_t groups : {1, 5, 13}) {
+        env.set(max_m);
+        const GemmCase c = random_decode_case(M, groups, 128, ++trial);
+        SCOPED_TRACE(std::string("fused tokens up to M = '") + max_m + "', M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
+                     ", K = " + std::to_string(c.K));
+        check_gemm(c, cuda::kGemvPreparedV19Kernel);
+        check_raw_extreme_and_nan(c, cuda::kGemvPreparedV19Kernel);
+      }
+  env.set("");
+  check_gemm(GemmCase{2, 32, 32 * 128, MixedSplit{32 * 90, 32 * 25, 32 * 13}}, cuda::kGemvPreparedV19Kernel);  // 8B o's split
+  expect_refused(env, "3", 2, cuda::kGemvPreparedV19Kernel);
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
