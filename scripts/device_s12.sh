@@ -9,6 +9,7 @@
 #   v19       v17 and v19 (tokens decoded per CTA at M = 2..8) as rows of one process
 #   abv19     the previous build and this one alternating: v17 and v19 rows, 8B, M = $S12_V19_MS
 #   abs11     the session-11 build (.devgpu/bench_gemm_s11) and this one alternating, 8B, M = $S12_MS (JSON too)
+#   f16       v19 at M = 2: 8 warps per row group or 16 (MICROMIX_GEMV_FUSED16=1, an experiment) alternating
 #   ncu       ncu on the default decode kernels (pre-pass and GEMV) one by one, $S12_NCU = M:layer cases
 TAG=s12
 source "$(dirname "$0")/device_env.sh"
@@ -73,6 +74,17 @@ if has abs11; then  # the session-11 build (.devgpu/bench_gemm_s11, commit 908da
     done
     pack
   done
+fi
+if has f16; then  # v19 at M = 2 with 8 warps per row group and with 16 where the grid fits (MICROMIX_GEMV_FUSED16=1) alternating
+  for round in 1 2; do
+    for model in llama3.1-8b qwen2.5-7b; do
+      for v in 8 16; do
+        e=(); [ $v = 16 ] && e=(MICROMIX_GEMV_FUSED16=1)
+        bench f16_${model}_${v}_r$round "gemv v1[79]" "${e[@]}" -- --model $model --m 2 --kernels -117,-119 --reps 25 $MIX
+      done
+    done
+  done
+  pack
 fi
 if has ncu; then  # v17's kernels (pre-pass and GEMV) one by one: $S12_NCU = M:layer cases, new build, its own rule
   S="--section SpeedOfLight --section MemoryWorkloadAnalysis --section LaunchStats --section Occupancy --section SchedulerStats --section WarpStateStats"

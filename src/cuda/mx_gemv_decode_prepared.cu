@@ -585,8 +585,9 @@ int gemv_tile_warps_for(int64_t groups) {
 }
 
 // v19 at M = 2: the tokens decoded by each CTA into a compact tile of MP token slots (kSrcTokens2 / 4
-// / 8, MP >= M), 8 warps per row group, exact tails, where the grid fits the GPU in one wave (as the
-// M = 1 fused kernel, whose rule this is); false (nothing launched) where it does not. Why: on the
+// / 8, MP >= M), exact tails, 16 warps per row group where that grid fits the GPU in one wave, else 8
+// where that one does (the M = 1 fused kernel's rule); false (nothing launched) where neither does.
+// 16 warps against 8 (alternating, H100, M = 2, 70/20/10): 8B o 10.7 -> 9.9 us, Qwen2.5-7B o 10.0 -> 9.4. Why: on the
 // one-wave layers (8B qkv / o) M = 2 cost ~2.6 us more than M = 1, and the GEMV itself only ~1.1 us of
 // that (ncu, H100, session 12): the rest is the pre-pass kernel the GEMV waits for. H100, 70/20/10,
 // v17 -> v19 in one process: Llama-3.1-8B M = 2 qkv 13.8 -> 12.2 us, o 11.3 -> 10.7; Qwen2.5-7B qkv
@@ -604,18 +605,29 @@ int gemv_fused_tokens_max() {
 }
 
 static_assert(kFusedMaxBlocks * 8 * kFusedBytesPerBlock <= kFusedMaxBytes, "v19's 8-slot tile within the attribute set");
+// kWarps per row group (8, or 16 at <= 64 registers); resident: CTAs of that kernel the GPU holds at once.
+template <int SRC, int kWarps>
+int64_t fused_tokens_resident() {
+  constexpr int MP = token_slots(SRC);
+  static const int64_t resident = [] {
+    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, true, SRC, kWarps, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(kFusedMaxBytes)));
+    return resident_ctas(gemv_frag<1, true, true, SRC, kWarps, true>, kWarps * 32, kFusedMaxBlocks * MP * kFusedBytesPerBlock);
+  }();
+  return resident;
+}
+
 template <int SRC>
 bool launch_fused_tokens_as(cudaStream_t s, const V10Args& q, int nkb) {
   constexpr int MP = token_slots(SRC);
-  static const int64_t resident = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, true, SRC, kWarpsDefault, true>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
-    return resident_ctas(gemv_frag<1, true, true, SRC, kWarpsDefault, true>, kWarpsDefault * 32,
-                         kFusedMaxBlocks * MP * kFusedBytesPerBlock);
-  }();
-  if (q.groups > resident) return false;
   const size_t smem = static_cast<size_t>(nkb) * MP * kFusedBytesPerBlock;
-  gemv_frag<1, true, true, SRC, kWarpsDefault, true><<<static_cast<unsigned>(q.groups), kWarpsDefault * 32, smem, s>>>(q, nkb);
+  const auto grid = static_cast<unsigned>(q.groups);
+  if (q.groups <= fused_tokens_resident<SRC, 16>()) {  // 64 registers, no spills (ptxas)
+    gemv_frag<1, true, true, SRC, 16, true><<<grid, 16 * 32, smem, s>>>(q, nkb);
+  } else {
+    if (q.groups > fused_tokens_resident<SRC, kWarpsDefault>()) return false;
+    gemv_frag<1, true, true, SRC, kWarpsDefault, true><<<grid, kWarpsDefault * 32, smem, s>>>(q, nkb);
+  }
   MM_CUDA_CHECK(cudaGetLastError());
   return true;
 }

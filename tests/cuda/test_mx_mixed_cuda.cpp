@@ -671,16 +671,17 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
 
 // v19 on one-wave grids with K <= 128 blocks: each CTA decodes the tokens into a compact tile of 2, 4 or
 // 8 slots (M = 2 by default, up to 8 with MICROMIX_GEMV_FUSED_TOKENS=8; odd M leaves empty slots, whose
-// columns must not be stored; without the variable M = 3..8 take v17's path); 1, 5 and 13 row groups,
-// random splits with empty segments, both FP6 formats, raw codes, extreme and NaN scales (K = 0:
-// EmptyKWritesZeros, through the default).
+// columns must not be stored; without the variable M = 3..8 take v17's path); 1, 5, 13 row groups (16
+// warps per row group) and 300 (on a 132-SM GPU too many for 16, one wave at 8), random splits with
+// empty segments, both FP6 formats, raw codes, extreme and NaN scales (K = 0: EmptyKWritesZeros, through
+// the default).
 TEST(CudaMxMixedGemv, FusedTokensEveryM) {
   SKIP_WITHOUT_GPU();
   const ScopedEnv env("MICROMIX_GEMV_FUSED_TOKENS");
   int trial = 0;
   for (const char* max_m : {"", "8"})
     for (int64_t M = 2; M <= 8; ++M)
-      for (int64_t groups : {1, 5, 13}) {
+      for (int64_t groups : {1, 5, 13, 300}) {
         env.set(max_m);
         const GemmCase c = random_decode_case(M, groups, 128, ++trial);
         SCOPED_TRACE(std::string("fused tokens up to M = '") + max_m + "', M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
