@@ -2,7 +2,8 @@
 # Session-12 runs on the device (binaries in .devgpu/), issue 5, decode at M = 2..16.
 #   bash scripts/device_s12.sh [comma list of parts]
 #   tests     all GPU tests (CudaMx*, MxMixed*)
-#   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests (every M of the decode range)
+#   sanitize  compute-sanitizer memcheck and racecheck on the prepared decode tests (every M of the decode range;
+#             FusedTokensEveryM's 300-row-group cases make this part take several minutes)
 #   abold     .devgpu/bench_gemm_old (previous build) and the new one alternating, two rounds: v17 rows at
 #             M = $S12_MS (default 1 2 4 8 9 16), 8B, 70/20/10
 #   tw        the new build with MICROMIX_GEMV_TILE_WARPS=8 and by its rule alternating: 8B, 70B, Qwen2.5-7B / 32B, M = 2 and 16
