@@ -62,6 +62,11 @@
 // Session 12: on the token tiles (M = 2 .. 16) v17 takes 4 warps per row group where only that fits the
 // grid in one wave (gemv_tile_warps; at M = 9 .. 16 the kernel's 118 registers leave 2 CTAs of 8 warps
 // per SM, so Llama-3.1-8B qkv's 384 row groups ran in 1.45 waves).
+//
+// v19 (the default since session 12): v17, and at M = 2 on one-wave grids with K <= 4096 (8B qkv / o)
+// each CTA decodes the two tokens into shared memory itself, as the M = 1 fused kernel does, instead of
+// waiting for the pre-pass kernel (launch_fused_tokens): 8B qkv 13.8 -> 12.2 us, o 11.3 -> 9.9 (H100,
+// 70/20/10). From M = 3 the per-CTA decoding cost more than the pre-pass (bench/GPU_NOTES.md).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -112,11 +117,11 @@ struct ActPtrs {
 // its low 8 bytes for the codes and carries the scale and the integer start value in the other 8, so
 // that its block step loads one 16-byte word of the token instead of three (session 10).
 // v19, M = 2 (by default; up to 8 with MICROMIX_GEMV_FUSED_TOKENS): kSrcTokens2 / 4 / 8: the CTA decodes
-// the tokens into shared memory first, as the
-// M = 1 fused path does, in a compact tile of MP = 2, 4 or 8 token slots per K block (MP >= M): lane g
-// supplies token g % MP to B column g, so columns 2q, 2q + 1 hold tokens 2q % MP, + 1 (MP = 2: tokens
-// 0 and 1 in every column pair) and only the first M columns are stored. An FP4 slot carries the codes
-// in its low half and the start values of tokens 2q % MP, + 1 in its high half (as the tiles do).
+// the tokens into shared memory first, as the M = 1 fused path does, in a compact tile of MP = 2, 4 or 8
+// token slots per K block (MP >= M): lane g supplies token g % MP to B column g, so columns 2q, 2q + 1
+// hold tokens 2q % MP, + 1 (MP = 2: tokens 0 and 1 in every column pair) and only the first M columns
+// are stored. An FP4 slot carries the codes in its low half and the start values of tokens 2q % MP, + 1
+// in its high half (as the tiles do).
 enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2, kSrcTokens2 = 3, kSrcTokens4 = 4, kSrcTokens8 = 5 };
 __host__ __device__ constexpr bool one_token(int src) { return src == kSrcTokenSmem || src == kSrcTokenGlobal; }
 __host__ __device__ constexpr int token_slots(int src) { return src >= kSrcTokens2 ? 1 << (src - 2) : 0; }  // MP
@@ -587,15 +592,15 @@ int gemv_tile_warps_for(int64_t groups) {
 // v19 at M = 2: the tokens decoded by each CTA into a compact tile of MP token slots (kSrcTokens2 / 4
 // / 8, MP >= M), exact tails, 16 warps per row group where that grid fits the GPU in one wave, else 8
 // where that one does (the M = 1 fused kernel's rule); false (nothing launched) where neither does.
-// 16 warps against 8 (alternating, H100, M = 2, 70/20/10): 8B o 10.7 -> 9.9 us, Qwen2.5-7B o 10.0 -> 9.4. Why: on the
-// one-wave layers (8B qkv / o) M = 2 cost ~2.6 us more than M = 1, and the GEMV itself only ~1.1 us of
-// that (ncu, H100, session 12): the rest is the pre-pass kernel the GEMV waits for. H100, 70/20/10,
+// Why: on the one-wave layers (8B qkv / o) M = 2 cost ~2.6 us more than M = 1, and the GEMV itself only
+// ~1.1 us of that (ncu, H100, session 12): the rest is the pre-pass kernel the GEMV waits for. H100, 70/20/10,
 // v17 -> v19 in one process: Llama-3.1-8B M = 2 qkv 13.8 -> 12.2 us, o 11.3 -> 10.7; Qwen2.5-7B qkv
 // 12.3 -> 11.3, o 10.5 -> 10.0. Each CTA decodes all K blocks of every slot (4 rounds of its 256 threads
 // at MP = 2 and K = 4096), and from M = 3 that costs more than the pre-pass: M = 3-4 (MP = 4) qkv 13.8
 // -> 14.2-14.5, o 11.3 -> 12.2-12.5; M = 6-8 (MP = 8) 18.7-19.0 / 16.0; two items per thread and round
 // (loads of both in flight) changed nothing (bench/GPU_NOTES.md, session 12). So v19 takes M = 2 only;
 // MICROMIX_GEMV_FUSED_TOKENS (0 = off, 2, 4, 8: the largest M taken) overrides it, read per call.
+// 16 warps against 8 (alternating, H100, M = 2, 70/20/10): 8B o 10.7 -> 9.9 us, Qwen2.5-7B o 10.0 -> 9.4.
 int gemv_fused_tokens_max() {
   const char* e = std::getenv("MICROMIX_GEMV_FUSED_TOKENS");
   const std::string v = e ? e : "";
