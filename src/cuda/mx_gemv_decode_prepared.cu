@@ -71,6 +71,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "cuda/gemv_shape_policy.hpp"
@@ -476,6 +477,28 @@ int64_t resident_ctas(Kernel kernel, int threads, size_t smem = 0) {
   return static_cast<int64_t>(sms) * per;
 }
 
+// resident_ctas for a kernel with dynamic shared memory (the fused kernels), after allowing it up to
+// kFusedMaxBytes; smem: the bytes to count per CTA.
+template <class Kernel>
+int64_t fused_resident_ctas(Kernel kernel, int threads, size_t smem) {
+  MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kFusedMaxBytes)));
+  return resident_ctas(kernel, threads, smem);
+}
+
+// The decode path's experiment knobs: environment variable `name` ("" when unset or empty), read per
+// call; a value not in `allowed` is refused with an error naming the variable.
+std::string env_knob(const char* name, std::initializer_list<const char*> allowed) {
+  const char* e = std::getenv(name);
+  const std::string v = e ? e : "";
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return v;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  MM_CUDA_REQUIRE(v.empty(), std::string(name) + " must be one of " + list + ", got '" + v + "'");
+  return v;
+}
+
 // v17's warps per 16-row group at M = 1 on the pre-pass path (one CTA per row group): the fewest (1,
 // 2, 4, 8, else 16) whose grid still fills 60% of the warp slots the GPU holds at once, so that each
 // warp streams as long a run of blocks as the grid allows. H100, 70/20/10, us against v14 (8 warps)
@@ -487,11 +510,8 @@ int64_t resident_ctas(Kernel kernel, int threads, size_t smem = 0) {
 // gained nothing, the token tiles' L2 reads dominate there). MICROMIX_GEMV_WARPS (1, 2, 4, 8, 16)
 // overrides it (experiments; read per call so that the tests can run every shape).
 int gemv_warps_per_group(int64_t groups) {
-  const char* e = std::getenv("MICROMIX_GEMV_WARPS");
-  const int forced = e && *e ? std::atoi(e) : 0;
-  MM_CUDA_REQUIRE(forced == 0 || forced == 1 || forced == 2 || forced == 4 || forced == 8 || forced == 16,
-                  std::string("MICROMIX_GEMV_WARPS must be 1, 2, 4, 8 or 16, got '") + (e ? e : "") + "'");
-  if (forced) return forced;
+  const std::string forced = env_knob("MICROMIX_GEMV_WARPS", {"1", "2", "4", "8", "16"});
+  if (!forced.empty()) return std::stoi(forced);
   static int64_t sms = 0;
   if (sms == 0) {
     int dev = 0, n = 0;
@@ -510,9 +530,7 @@ int gemv_warps_per_group(int64_t groups) {
 // 11.0, at 4 warps 70B qkv 27.4 -> 28.8. MICROMIX_GEMV_SPLIT=seg turns it on from 4 warps, =k off
 // (read per call).
 bool split_segment_warps(V10Args& q, int w) {
-  const char* e = std::getenv("MICROMIX_GEMV_SPLIT");
-  const std::string v = e ? e : "";
-  MM_CUDA_REQUIRE(v.empty() || v == "seg" || v == "k", "MICROMIX_GEMV_SPLIT must be 'seg' or 'k', got '" + v + "'");
+  const std::string v = env_knob("MICROMIX_GEMV_SPLIT", {"seg", "k"});
   if (v == "k" || w < 4 || (v.empty() && w < 16)) return false;
   return gemv_segment_split(q.nb, w, q.seg_warps);
 }
@@ -566,11 +584,8 @@ void launch_fused(bool sixteen, size_t smem, cudaStream_t s, V10Args q, int nkb)
 // v17's tail batches: code for exactly the tail's blocks (segment_blocks' EXACT_TAIL) by default,
 // MICROMIX_GEMV_TAIL=slots for v14's three slots; read per call (experiments, tests).
 bool gemv_exact_tails() {
-  const char* e = std::getenv("MICROMIX_GEMV_TAIL");
-  if (!e || !*e) return kExactTailsDefault;
-  const std::string v = e;
-  MM_CUDA_REQUIRE(v == "exact" || v == "slots", "MICROMIX_GEMV_TAIL must be 'exact' or 'slots', got '" + v + "'");
-  return v == "exact";
+  const std::string v = env_knob("MICROMIX_GEMV_TAIL", {"exact", "slots"});
+  return v.empty() ? kExactTailsDefault : v == "exact";
 }
 
 // v17 on the token tiles (M = 2 .. 16): warps per row group by gemv_tile_warps (4 where only that
@@ -580,10 +595,8 @@ bool gemv_exact_tails() {
 // M = 2 Llama-3.1-70B qkv / o / down 30.1 / 27.4 / 74.6 -> 28.6 / 25.5 / 67.9; nothing else changes.
 template <int NT>
 int gemv_tile_warps_for(int64_t groups) {
-  const char* e = std::getenv("MICROMIX_GEMV_TILE_WARPS");
-  const std::string v = e ? e : "";
-  MM_CUDA_REQUIRE(v.empty() || v == "4" || v == "8", "MICROMIX_GEMV_TILE_WARPS must be 4 or 8, got '" + v + "'");
-  if (!v.empty()) return std::atoi(v.c_str());
+  const std::string v = env_knob("MICROMIX_GEMV_TILE_WARPS", {"4", "8"});
+  if (!v.empty()) return std::stoi(v);
   static const int64_t resident8 = resident_ctas(gemv_frag<NT, true, true, kSrcTiles, 8>, 256);
   static const int64_t resident4 = resident_ctas(gemv_frag<NT, true, true, kSrcTiles, 4>, 128);
   return gemv_tile_warps(groups, resident8, resident4);
@@ -602,11 +615,8 @@ int gemv_tile_warps_for(int64_t groups) {
 // MICROMIX_GEMV_FUSED_TOKENS (0 = off, 2, 4, 8: the largest M taken) overrides it, read per call.
 // 16 warps against 8 (alternating, H100, M = 2, 70/20/10): 8B o 10.7 -> 9.9 us, Qwen2.5-7B o 10.0 -> 9.4.
 int gemv_fused_tokens_max() {
-  const char* e = std::getenv("MICROMIX_GEMV_FUSED_TOKENS");
-  const std::string v = e ? e : "";
-  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "2" || v == "4" || v == "8",
-                  "MICROMIX_GEMV_FUSED_TOKENS must be 0, 2, 4 or 8, got '" + v + "'");
-  return v.empty() ? 2 : std::atoi(v.c_str());
+  const std::string v = env_knob("MICROMIX_GEMV_FUSED_TOKENS", {"0", "2", "4", "8"});
+  return v.empty() ? 2 : std::stoi(v);
 }
 
 static_assert(kFusedMaxBlocks * 8 * kFusedBytesPerBlock <= kFusedMaxBytes, "v19's 8-slot tile within the attribute set");
@@ -614,11 +624,8 @@ static_assert(kFusedMaxBlocks * 8 * kFusedBytesPerBlock <= kFusedMaxBytes, "v19'
 template <int SRC, int kWarps>
 int64_t fused_tokens_resident() {
   constexpr int MP = token_slots(SRC);
-  static const int64_t resident = [] {
-    MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, true, SRC, kWarps, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(kFusedMaxBytes)));
-    return resident_ctas(gemv_frag<1, true, true, SRC, kWarps, true>, kWarps * 32, kFusedMaxBlocks * MP * kFusedBytesPerBlock);
-  }();
+  static const int64_t resident =
+      fused_resident_ctas(gemv_frag<1, true, true, SRC, kWarps, true>, kWarps * 32, kFusedMaxBlocks * MP * kFusedBytesPerBlock);
   return resident;
 }
 
@@ -655,22 +662,10 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
     // CTAs the GPU holds at once with 16 / 8 warps per row group (current device, first call):
     // a grid that fits with 16 warps halves each warp's chain of K batches.
-    static int resident16 = 0, resident8 = 0;
-    if (resident8 == 0) {
-      int dev = 0, sms = 0, per16 = 0, per8 = 0;
-      MM_CUDA_CHECK(cudaGetDevice(&dev));
-      MM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kFusedMaxBytes)));
-      MM_CUDA_CHECK(cudaFuncSetAttribute(gemv_frag<1, true, false, kSrcTokenSmem, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kFusedMaxBytes)));
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per16, gemv_frag<1, true, false, kSrcTokenSmem, 16>, 16 * 32,
-                                                                  kFusedMaxBlocks * kFusedBytesPerBlock));
-      MM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per8, gemv_frag<1, true, false, kSrcTokenSmem, 8>, 8 * 32,
-                                                                  kFusedMaxBlocks * kFusedBytesPerBlock));
-      resident16 = sms * per16;
-      resident8 = std::max(1, sms * per8);
-    }
+    static const int64_t resident16 =
+        fused_resident_ctas(gemv_frag<1, true, false, kSrcTokenSmem, 16>, 16 * 32, kFusedMaxBlocks * kFusedBytesPerBlock);
+    static const int64_t resident8 = std::max<int64_t>(
+        1, fused_resident_ctas(gemv_frag<1, true, false, kSrcTokenSmem, 8>, 8 * 32, kFusedMaxBlocks * kFusedBytesPerBlock));
     const bool exact = version >= 17 && gemv_exact_tails();
     if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
       const bool sixteen = static_cast<int64_t>(grid) <= resident16;
