@@ -165,6 +165,62 @@ __device__ __forceinline__ void decode_tokens_quarter(const V10Args& p, int nkb,
   if (q == 0) f.s[kb * MP + t] = d.s;
 }
 
+// v19's prologue, lean form (branch s12-lean-prologue, not measured yet): one segment's items (K block,
+// token slot t, quarter q) with this thread's t and q fixed (kThreads is a multiple of 32 and of 4 MP)
+// and its code and scale pointers advanced per round, instead of decode_tokens_quarter's generic segment
+// choice and 64-bit addressing per item (~115 instructions per FP4 item in the SASS of the generic form).
+// Every lane of the calling warp must be here: the trip count is uniform, the shuffles take whole quads
+// and K blocks.
+template <int MP, int SEG, bool F6E2M3, int kThreads>
+__device__ __forceinline__ void decode_tokens_segment(const V10Args& p, const FusedAct& f) {
+  const int nb = p.nb[SEG];
+  if (nb == 0) return;
+  constexpr int bpb = block_bytes(SEG), bpr = bpb / 4, kBlocksPerRound = kThreads / (4 * MP);
+  static_assert(kThreads % (4 * MP) == 0 && kThreads % 32 == 0, "whole K blocks and warps per round");
+  const int tid = static_cast<int>(threadIdx.x), q = tid & 3, t = (tid >> 2) & (MP - 1), lb0 = tid / (4 * MP);
+  const bool tok = t < p.M;
+  const uint8_t* code = p.a.codes[SEG] + (tok ? t * p.a.row_bytes[SEG] + static_cast<int64_t>(lb0) * bpb + q * bpr : 0);
+  const uint8_t* scale = p.a.scales[SEG] + (tok ? t * p.a.blocks[SEG] + lb0 : 0);
+  const int lane0 = (tid & 31) & ~(4 * MP - 1);  // this K block's first lane
+  const int src0 = lane0 + ((2 * q) & (MP - 1)) * 4, src1 = lane0 + ((2 * q + 1) & (MP - 1)) * 4;
+  const int rounds = (nb + kBlocksPerRound - 1) / kBlocksPerRound;
+  for (int r = 0, lb = lb0; r < rounds; ++r, lb += kBlocksPerRound, code += kBlocksPerRound * bpb, scale += kBlocksPerRound) {
+    const bool live = lb < nb, load = live && tok;
+    uint32_t lo = 0u, hi = 0u;
+    float sc = 0.0f;
+    if (load) {
+      if constexpr (SEG == 0) {
+        lo = *reinterpret_cast<const uint32_t*>(code);
+      } else if constexpr (SEG == 1) {
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(code);
+        lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
+        hi = h[2];
+      } else {
+        const uint2 v = *reinterpret_cast<const uint2*>(code);
+        lo = v.x, hi = v.y;
+      }
+      sc = scale_f32(*scale);
+    }
+    uint4 b;
+    if constexpr (SEG == 0) {
+      int sum = fp4x8_to_s8(lo, b.x, b.y);  // zeros give zeros
+      sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 1);
+      sum += __shfl_xor_sync(0xFFFFFFFFu, sum, 2);
+      b.z = static_cast<uint32_t>(__shfl_sync(0xFFFFFFFFu, -12 * sum, src0));
+      b.w = static_cast<uint32_t>(__shfl_sync(0xFFFFFFFFu, -12 * sum, src1));
+      sc *= 0.25f;  // (2a)(2w) = 4 aw
+    } else {
+      uint32_t P[4];
+      row_pairs<SEG, F6E2M3>(lo, hi, P);
+      b = make_uint4(P[0], P[1], P[2], P[3]);
+    }
+    if (!live) continue;
+    const int kb = p.seg_start[SEG] + lb;
+    f.b[(kb * MP + t) * 4 + q] = b;
+    if (q == 0) f.s[kb * MP + t] = sc;
+  }
+}
+
 template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f, int kb, int g, int q) {
   if constexpr (constexpr int MP = token_slots(SRC); MP > 0)
@@ -369,8 +425,15 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : 
   }
   if constexpr (MP > 0) {
     static_assert(INT4 && PAIR, "v19 runs the int8 FP4 path on several tokens");
-    for (int base = 0; base < nkb * MP * 4; base += kWarps * 32)  // uniform trip count: whole warps shuffle
-      decode_tokens_quarter<MP>(p, nkb, base + static_cast<int>(threadIdx.x), f);
+    if (p.lean_prologue) {  // uniform per launch
+      decode_tokens_segment<MP, 0, false, kWarps * 32>(p, f);
+      if (p.fp6_e2m3) decode_tokens_segment<MP, 1, true, kWarps * 32>(p, f);
+      else decode_tokens_segment<MP, 1, false, kWarps * 32>(p, f);
+      decode_tokens_segment<MP, 2, false, kWarps * 32>(p, f);
+    } else {
+      for (int base = 0; base < nkb * MP * 4; base += kWarps * 32)  // uniform trip count: whole warps shuffle
+        decode_tokens_quarter<MP>(p, nkb, base + static_cast<int>(threadIdx.x), f);
+    }
   }
   __syncthreads();
   Acc<NT> acc;
@@ -644,7 +707,11 @@ bool launch_fused_tokens_as(cudaStream_t s, const V10Args& q, int nkb) {
   return true;
 }
 
-bool launch_fused_tokens(cudaStream_t s, const V10Args& q, int nkb) {
+bool launch_fused_tokens(cudaStream_t s, V10Args q, int nkb) {
+  const char* e = std::getenv("MICROMIX_GEMV_LEAN_PROLOGUE");
+  const std::string v = e ? e : "";
+  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "1", "MICROMIX_GEMV_LEAN_PROLOGUE must be 0 or 1, got '" + v + "'");
+  q.lean_prologue = v != "0";
   if (q.M <= 2) return launch_fused_tokens_as<kSrcTokens2>(s, q, nkb);
   if (q.M <= 4) return launch_fused_tokens_as<kSrcTokens4>(s, q, nkb);
   return launch_fused_tokens_as<kSrcTokens8>(s, q, nkb);

@@ -31,6 +31,7 @@ struct V10Args {
   int act_tiles;       // v13: token tiles per K block in act (NT of the pre-pass)
   int seg_start[3];    // first K block of each segment
   int seg_warps[3];    // v17 with segment-specialised warps: warps per row group given to each segment
+  int lean_prologue;   // v19: the prologue by decode_tokens_segment (MICROMIX_GEMV_LEAN_PROLOGUE, default 1)
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
