@@ -677,12 +677,14 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
 // the default).
 TEST(CudaMxMixedGemv, FusedTokensEveryM) {
   SKIP_WITHOUT_GPU();
-  const ScopedEnv env("MICROMIX_GEMV_FUSED_TOKENS");
+  const ScopedEnv env("MICROMIX_GEMV_FUSED_TOKENS"), lean("MICROMIX_GEMV_LEAN_PROLOGUE");
   int trial = 0;
+  for (const char* prologue : {"", "0"})  // the lean prologue (default) and the generic one
   for (const char* max_m : {"", "8"})
     for (int64_t M = 2; M <= 8; ++M)
       for (int64_t groups : {1, 5, 13, 300}) {
         env.set(max_m);
+        lean.set(prologue);
         const GemmCase c = random_decode_case(M, groups, 128, ++trial);
         SCOPED_TRACE(std::string("fused tokens up to M = '") + max_m + "', M = " + std::to_string(M) + ", N = " + std::to_string(c.N) +
                      ", K = " + std::to_string(c.K));
@@ -692,6 +694,8 @@ TEST(CudaMxMixedGemv, FusedTokensEveryM) {
   env.set("");
   check_gemm(GemmCase{2, 32, 32 * 128, MixedSplit{32 * 90, 32 * 25, 32 * 13}}, cuda::kGemvPreparedV19Kernel);  // 8B o's split
   expect_refused(env, "3", 2, cuda::kGemvPreparedV19Kernel);
+  env.set("");
+  expect_refused(lean, "2", 2, cuda::kGemvPreparedV19Kernel);
 }
 
 // Activation codes at an address that is not 16-byte aligned: every GEMM and decode entry point
