@@ -491,7 +491,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV13Kernel) kname = "gemv v13 prepared weights (row groups per CTA, bf16 FP4)";
           else if (kernel == cuda::kGemvPreparedV14Kernel) kname = "gemv v14 prepared weights (v13 + one-token pre-pass)";
           else if (kernel == cuda::kGemvPreparedV17Kernel) kname = "gemv v17 prepared weights (v14, M = 1 warps per row group by grid)";
-          else if (kernel == cuda::kGemvPreparedV19Kernel) kname = "gemv v19 prepared weights (v17, M = 2-8 tokens decoded per CTA)";
+          else if (kernel == cuda::kGemvPreparedV19Kernel) kname = "gemv v19 prepared weights (v17, M = 2-4 tokens decoded per CTA)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

@@ -7,19 +7,20 @@ D=${DEVBUILD:-.devgpu}
 [ -f "$D/lib/libopenblas.so.0" ] || xz -dc "$D/lib/libopenblas.so.0.xz" > "$D/lib/libopenblas.so.0"
 export LD_LIBRARY_PATH="$PWD/$D/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 
+# TESTS (default $D/micromix_tests) and GPU_FILTER (default CudaMx*:MxMixed*) pick the binary and tests.
 # The GPU tests (CudaMx*, MxMixed*) into $OUT/<tag>_tests.log, and a summary.
 run_gpu_tests() {
   local tag=$1
-  timeout 400 $D/micromix_tests --gtest_filter='CudaMx*:MxMixed*' > "$OUT/${tag}_tests.log" 2>&1
+  timeout 400 ${TESTS:-$D/micromix_tests} --gtest_filter="${GPU_FILTER:-CudaMx*:MxMixed*}" > "$OUT/${tag}_tests.log" 2>&1
   echo "tests rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" "$OUT/${tag}_tests.log" | head -20
 }
 
-# compute-sanitizer memcheck on gtest filter $2 and racecheck on filter $3, logs $OUT/<tag>_{memcheck,racecheck}.log.
+# compute-sanitizer memcheck on gtest filter $2 (MICROMIX_TEST_SANITIZER set: tests leave out their largest grids) and racecheck on filter $3, logs $OUT/<tag>_{memcheck,racecheck}.log.
 run_sanitizers() {
   local tag=$1 mem=$2 race=$3
-  timeout 400 compute-sanitizer --tool memcheck $D/micromix_tests --gtest_filter="$mem" > "$OUT/${tag}_memcheck.log" 2>&1
+  MICROMIX_TEST_SANITIZER=1 timeout ${SAN_TIMEOUT:-400} compute-sanitizer --tool memcheck ${TESTS:-$D/micromix_tests} --gtest_filter="$mem" > "$OUT/${tag}_memcheck.log" 2>&1
   echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/${tag}_memcheck.log" | head -5
-  timeout 400 compute-sanitizer --tool racecheck $D/micromix_tests --gtest_filter="$race" > "$OUT/${tag}_racecheck.log" 2>&1
+  MICROMIX_TEST_SANITIZER=1 timeout ${SAN_TIMEOUT:-400} compute-sanitizer --tool racecheck ${TESTS:-$D/micromix_tests} --gtest_filter="$race" > "$OUT/${tag}_racecheck.log" 2>&1
   echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY|ERROR SUMMARY|PASSED|FAILED" "$OUT/${tag}_racecheck.log" | head -5
 }
 

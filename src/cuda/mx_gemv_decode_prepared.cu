@@ -66,7 +66,9 @@
 // v19 (the default since session 12): v17, and at M = 2 on one-wave grids with K <= 4096 (8B qkv / o)
 // each CTA decodes the two tokens into shared memory itself, as the M = 1 fused kernel does, instead of
 // waiting for the pre-pass kernel (launch_fused_tokens): 8B qkv 13.8 -> 12.2 us, o 11.3 -> 9.9 (H100,
-// 70/20/10). From M = 3 the per-CTA decoding cost more than the pre-pass (bench/GPU_NOTES.md).
+// 70/20/10). From M = 3 the per-CTA decoding cost more than the pre-pass (bench/GPU_NOTES.md). Session
+// 13: its prologue one loop per segment (decode_tokens_segment, half the instructions per item), and with
+// it M = 3-4 too (8B qkv 13.7 -> 13.2 us).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -117,7 +119,7 @@ struct ActPtrs {
 // empty tokens were read from L2 by every warp of every CTA). An FP4 block's slot (int8 path) uses only
 // its low 8 bytes for the codes and carries the scale and the integer start value in the other 8, so
 // that its block step loads one 16-byte word of the token instead of three (session 10).
-// v19, M = 2 (by default; up to 8 with MICROMIX_GEMV_FUSED_TOKENS): kSrcTokens2 / 4 / 8: the CTA decodes
+// v19, M = 2 .. 4 (by default; up to 8 with MICROMIX_GEMV_FUSED_TOKENS): kSrcTokens2 / 4 / 8: the CTA decodes
 // the tokens into shared memory first, as the M = 1 fused path does, in a compact tile of MP = 2, 4 or 8
 // token slots per K block (MP >= M): lane g supplies token g % MP to B column g, so columns 2q, 2q + 1
 // hold tokens 2q % MP, + 1 (MP = 2: tokens 0 and 1 in every column pair) and only the first M columns
@@ -165,10 +167,13 @@ __device__ __forceinline__ void decode_tokens_quarter(const V10Args& p, int nkb,
   if (q == 0) f.s[kb * MP + t] = d.s;
 }
 
-// v19's prologue, lean form (branch s12-lean-prologue, not measured yet): one segment's items (K block,
-// token slot t, quarter q) with this thread's t and q fixed (kThreads is a multiple of 32 and of 4 MP)
-// and its code and scale pointers advanced per round, instead of decode_tokens_quarter's generic segment
-// choice and 64-bit addressing per item (~115 instructions per FP4 item in the SASS of the generic form).
+// v19's prologue (the default since session 13; MICROMIX_GEMV_LEAN_PROLOGUE=0 runs decode_tokens_quarter):
+// one segment's items (K block, token slot t, quarter q) with this thread's t and q fixed (kThreads is a
+// multiple of 32 and of 4 MP) and its code and scale pointers advanced per round, instead of
+// decode_tokens_quarter's generic segment choice and 64-bit addressing per item (SASS: ~60 instructions
+// per FP4 item against ~115). H100, 70/20/10, both in alternating runs of one build (bench/GPU_NOTES.md,
+// session 13): Llama-3.1-8B qkv M = 2 12.2 -> 11.8-12.2 us, M = 3-4 14.3 -> 13.1-13.3 (v17 13.6-13.9),
+// M = 6-8 18.8-19.0 -> 15.5-15.7 (v17 13.7-13.9); Qwen2.5-7B qkv M = 4 12.9 -> 11.9 (v17 12.1-12.3).
 // Every lane of the calling warp must be here: the trip count is uniform, the shuffles take whole quads
 // and K blocks.
 template <int MP, int SEG, bool F6E2M3, int kThreads>
@@ -677,9 +682,12 @@ int gemv_tile_warps_for(int64_t groups) {
 // (loads of both in flight) changed nothing (bench/GPU_NOTES.md, session 12). So v19 takes M = 2 only;
 // MICROMIX_GEMV_FUSED_TOKENS (0 = off, 2, 4, 8: the largest M taken) overrides it, read per call.
 // 16 warps against 8 (alternating, H100, M = 2, 70/20/10): 8B o 10.7 -> 9.9 us, Qwen2.5-7B o 10.0 -> 9.4.
+// Session 13: with the per-segment prologue (decode_tokens_segment) M = 3-4 gain too (8B qkv 13.7 ->
+// 13.2, o 11.3 -> 10.9, Qwen2.5-7B qkv 12.2 -> 11.9, o 10.5 -> 9.9 against v17), M = 5-8 still lose
+// (8B qkv 13.8 -> 15.6): the default limit is M = 4.
 int gemv_fused_tokens_max() {
   const std::string v = env_knob("MICROMIX_GEMV_FUSED_TOKENS", {"0", "2", "4", "8"});
-  return v.empty() ? 2 : std::stoi(v);
+  return v.empty() ? 4 : std::stoi(v);
 }
 
 static_assert(kFusedMaxBlocks * 8 * kFusedBytesPerBlock <= kFusedMaxBytes, "v19's 8-slot tile within the attribute set");
@@ -708,10 +716,7 @@ bool launch_fused_tokens_as(cudaStream_t s, const V10Args& q, int nkb) {
 }
 
 bool launch_fused_tokens(cudaStream_t s, V10Args q, int nkb) {
-  const char* e = std::getenv("MICROMIX_GEMV_LEAN_PROLOGUE");
-  const std::string v = e ? e : "";
-  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "1", "MICROMIX_GEMV_LEAN_PROLOGUE must be 0 or 1, got '" + v + "'");
-  q.lean_prologue = v != "0";
+  q.lean_prologue = env_knob("MICROMIX_GEMV_LEAN_PROLOGUE", {"0", "1"}) != "0";
   if (q.M <= 2) return launch_fused_tokens_as<kSrcTokens2>(s, q, nkb);
   if (q.M <= 4) return launch_fused_tokens_as<kSrcTokens4>(s, q, nkb);
   return launch_fused_tokens_as<kSrcTokens8>(s, q, nkb);
