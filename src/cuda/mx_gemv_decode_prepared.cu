@@ -90,6 +90,15 @@ constexpr int kWarpsDefault = 8;  // warps per 16-row group (split K); the fused
 // same call: Llama-3.1-8B qkv 11.2 -> 10.9 us, o 9.4 -> 9.1 (the fused kernel, 8-16 blocks per warp),
 // gate_up / down and 70B within noise (bench/GPU_NOTES.md, session 11).
 constexpr bool kExactTailsDefault = true;
+// Blocks per load batch (segment_blocks' U) with one token tile (M <= 8) and with two (M = 9..16), and
+// the CTAs per SM the two-tile kernel is compiled for (its registers: 118 at U = 4, 2 CTAs of 8 warps).
+// MICROMIX_GEMV_NT2_BATCH (compile time, experiments) sets the two-tile batch.
+#ifndef MICROMIX_GEMV_NT2_BATCH
+#define MICROMIX_GEMV_NT2_BATCH 4
+#endif
+template <int NT>
+constexpr int kBatchBlocks = NT == 2 ? MICROMIX_GEMV_NT2_BATCH : 4;
+constexpr int kTwoTileCtasPerSm = MICROMIX_GEMV_NT2_BATCH <= 2 ? 3 : 2;
 
 // The raw bytes one lane needs for one MX block: its weight words (rows g and g + 8) and scale
 // pair, and per token tile the activation words of token 8t + g and the scale codes of tokens
@@ -346,7 +355,7 @@ __device__ __forceinline__ void block_batch(const V10Args& p, const float* scale
 template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, const PreparedPlace& pl,
                                                int warp, int g, int q, Acc<NT>& acc, int nw = kWarps) {
-  constexpr int U = 4, bpb = block_bytes(SEG), bpr = bpb / 4;
+  constexpr int U = kBatchBlocks<NT>, bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
   const int lane = 4 * g + q;
@@ -365,8 +374,8 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
   if (lb0 >= nb) return;
   const int rem = (nb - lb0 + nw - 1) / nw;
   if constexpr (EXACT_TAIL) {
-    if (rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
-    else if (rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+    if (U == 2 || rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+    else if (U == 3 || rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
     else block_batch<3, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
   } else {
     BlockRaw<NT> r[U - 1];
@@ -396,7 +405,7 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // SPLIT (v17 at 16 warps per row group): segment-specialised warps, p.seg_warps[s] of the kWarps on
 // segment s alone (one set-up and one tail batch per warp instead of three; split_segment_warps).
 template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false, bool SPLIT = false>
-__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? 2 : (INT4 && !PAIR ? 32 : 24) / kWarps)
+__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? kTwoTileCtasPerSm * 8 / kWarps : (INT4 && !PAIR ? 32 : 24) / kWarps)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
   __shared__ float scale_lut[256];  // E8M0 code -> float (two table reads per block instead of ~14 ALU ops)
@@ -820,7 +829,9 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // v14 also from 9 rows up where the rows kernel runs 8 row groups per CTA (large N): H100, 70/20/10,
   // Llama-3.1-8B gate_up M = 16 55.6-56.9 -> 51.5-52.1 us, M = 9 54.8-55.6 -> 50.3-54.2; on the smaller
   // layers (1 row group per CTA) it was slower there (qkv 18.5 -> 19.8, o 12.2 -> 13.4, down 25.5 -> 28.5).
-  const bool rows = version >= 13 && (a.rows > 16 || (version >= 14 && a.rows > 8 && gemv_rows_groups_per_cta(p.groups) == 8));
+  // MICROMIX_GEMV_WIDE_ROWS=0 keeps M = 9..16 on the token tiles there (experiments, read per call).
+  const bool wide_rows = env_knob("MICROMIX_GEMV_WIDE_ROWS", {"0", "1"}) != "0";
+  const bool rows = version >= 13 && (a.rows > 16 || (version >= 14 && wide_rows && a.rows > 8 && gemv_rows_groups_per_cta(p.groups) == 8));
   const int64_t rows_per_launch = rows ? kRowsTokens : 16;
   if (rows) ws = static_cast<uint8_t*>(scratch_alloc(gemv_rows_workspace(nkb), s));
   for (int64_t m0 = 0; m0 < a.rows; m0 += rows_per_launch) {
