@@ -6,7 +6,7 @@
 //              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]] [--no-default-mixes]
 //   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; for M <= 16 its
 //   negative entries -1 - v pick row-major decode versions v (-1: the default) and kGemvPrepared*Kernel
-//   (-110 .. -119) prepared ones (then only those run; otherwise every prepared version runs); --model: the
+//   (-110 .. -120) prepared ones (then only those run; otherwise every prepared version runs); --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
 //   calibrated one printed by `micromix quantize`; --no-default-mixes: only the --mix ones, e.g. for ncu)
 //
@@ -440,7 +440,7 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k < 0) kernels.push_back(k);
         }
-        // --kernels naming prepared decode versions (-110 .. -119): those alone (with kernel 0, e.g. for ncu)
+        // --kernels naming prepared decode versions (-110 .. -120): those alone (with kernel 0, e.g. for ncu)
         const bool listed_prepared = std::any_of(kernel_list.begin(), kernel_list.end(), cuda::is_gemv_prepared_version_kernel);
         if (M <= 16 && !listed_prepared) {  // the prepared decode path's older versions (the default is the "default" row)
           kernels.push_back(cuda::kGemvPreparedV10Kernel);
@@ -461,6 +461,7 @@ int main(int argc, char** argv) {
           kernels.push_back(cuda::kGemvPreparedV14Kernel);
           kernels.push_back(cuda::kGemvPreparedV17Kernel);
           kernels.push_back(cuda::kGemvPreparedV19Kernel);
+          kernels.push_back(cuda::kGemvPreparedV20Kernel);
         }
         if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -492,6 +493,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV14Kernel) kname = "gemv v14 prepared weights (v13 + one-token pre-pass)";
           else if (kernel == cuda::kGemvPreparedV17Kernel) kname = "gemv v17 prepared weights (v14, M = 1 warps per row group by grid)";
           else if (kernel == cuda::kGemvPreparedV19Kernel) kname = "gemv v19 prepared weights (v17, M = 2-4 tokens decoded per CTA)";
+          else if (kernel == cuda::kGemvPreparedV20Kernel) kname = "gemv v20 prepared weights (v19, M = 9-16 tile shape by grid)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

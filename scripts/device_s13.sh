@@ -6,6 +6,13 @@
 #   lean      v17 and v19 rows (MICROMIX_GEMV_FUSED_TOKENS=8: v19 at every M = 2..8) with the generic token
 #             prologue (MICROMIX_GEMV_LEAN_PROLOGUE=0) and the per-segment one (=1) alternating, two rounds,
 #             8B at M = $S13_MS (default 2 3 4 6 8), then Qwen2.5-7B at M = 2 4 8
+#   nt2       M = 9..16: .devgpu/bench_gemm_u2 (two-tile load batch of 2 blocks, 3 CTAs per SM) and the default
+#             build (4 blocks, 2 CTAs) alternating, each with the rows kernel on wide layers (default) and
+#             without (MICROMIX_GEMV_WIDE_ROWS=0), two rounds, 8B at M = $S13_NT2_MS (default 9 12 16); then
+#             70B, Qwen2.5-7B / 32B at M = 16 one round
+#   testu2    the two-tile tests on .devgpu/micromix_tests_u2
+#   v20       v17, v19 and v20 rows of one process (v20: the two-tile shape by grid at M = 9..16), two rounds,
+#             8B at M = 9 12 16, then 70B, Qwen2.5-7B / 32B at M = 9 and 16
 #   final     the default dispatch, 8B at M = 1 2 4 8 9 16 (JSON too)
 TAG=s13
 source "$(dirname "$0")/device_env.sh"
@@ -16,8 +23,8 @@ MIX="--no-default-mixes --mix 70/20/10:0.7:0.2"
 # The archive of everything so far, rebuilt after each part (a run cut off by its time limit keeps it).
 pack() { (cd "$OUT" && tar czf s13_out.tgz $(ls | grep -v '^s13_out.tgz$')); }
 has tests && run_gpu_tests s13 && pack
-has sanitize && run_sanitizers s13 'CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemv.WarpsPerRowGroup' \
-  'CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes' && pack
+has sanitize && run_sanitizers s13 'CudaMxMixedGemv.TwoTileShapes:CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemv.WarpsPerRowGroup' \
+  'CudaMxMixedGemv.TwoTileShapes:CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes' && pack
 if has lean; then
   for round in 1 2; do
     for lean in 0 1; do
@@ -34,9 +41,44 @@ if has lean; then
   done
   pack
 fi
+if has nt2; then
+  for round in 1 2; do
+    for b in u4 u2; do
+      exe=$D/bench_gemm; [ $b = u2 ] && exe=$D/bench_gemm_u2
+      for m in ${S13_NT2_MS:-9 12 16}; do
+        for wr in 1 0; do
+          EXE=$exe bench nt2_${b}_wr${wr}_m${m}_r$round "gemv v1[79]" MICROMIX_GEMV_WIDE_ROWS=$wr -- --m $m --kernels -117 --reps 25 $MIX
+        done
+      done
+    done
+    pack
+  done
+  for model in llama3.1-70b qwen2.5-7b qwen2.5-32b; do
+    for b in u4 u2; do
+      exe=$D/bench_gemm; [ $b = u2 ] && exe=$D/bench_gemm_u2
+      for wr in 1 0; do
+        EXE=$exe bench nt2_${b}_wr${wr}_${model}_m16 "gemv v1[79]" MICROMIX_GEMV_WIDE_ROWS=$wr -- --model $model --m 16 --kernels -117 --reps 25 $MIX
+      done
+    done
+  done
+  pack
+fi
+if has testu2; then
+  TESTS=$D/micromix_tests_u2 GPU_FILTER='CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.RowsKernelFromNineRowsOnWideLayers' run_gpu_tests s13_u2 && pack
+fi
+if has v20; then
+  for round in 1 2; do
+    for m in 9 12 16; do bench v20_m${m}_r$round "gemv v(1[79]|20)" -- --m $m --kernels -117,-119,-120 --reps 25 $MIX; done
+    pack
+  done
+  for model in llama3.1-70b qwen2.5-7b qwen2.5-32b; do
+    for m in 9 16; do bench v20_${model}_m$m "gemv v(1[79]|20)" -- --model $model --m $m --kernels -117,-119,-120 --reps 25 $MIX; done
+  done
+  pack
+fi
 if has final; then
   for m in ${S13_FINAL_MS:-1 2 4 8 9 16}; do
-    bench final_m$m "gemv v1[79]|cuBLAS" -- --m $m --reps 25 $MIX --json "$OUT/s13_final_m$m.json"
+    bench final_m$m "gemv v(1[79]|20)|cuBLAS" -- --m $m --reps 25 $MIX --json "$OUT/s13_final_m$m.json"
   done
   pack
 fi

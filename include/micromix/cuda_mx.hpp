@@ -126,7 +126,7 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel .. V14, V17, V19: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel .. V14, V17, V19, V20: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
@@ -136,11 +136,12 @@ inline constexpr int kGemvPreparedV12Kernel = -112;
 inline constexpr int kGemvPreparedV13Kernel = -113;
 inline constexpr int kGemvPreparedV14Kernel = -114;
 inline constexpr int kGemvPreparedV17Kernel = -117;  // v14 with fewer warps per row group at M = 1
-inline constexpr int kGemvPreparedV19Kernel = -119;  // v17 with the CTA decoding M = 2..8 tokens itself
-// kGemvPreparedV10Kernel .. V19: a numbered prepared decode version (its number: -kernel - 100).
+inline constexpr int kGemvPreparedV19Kernel = -119;  // v17 with the CTA decoding M = 2..4 tokens itself
+inline constexpr int kGemvPreparedV20Kernel = -120;  // v19 with the two-tile GEMV's shape by grid at M = 9..16
+// kGemvPreparedV10Kernel .. V20: a numbered prepared decode version (its number: -kernel - 100).
 constexpr bool is_gemv_prepared_version_kernel(int kernel) {
   return (kernel >= kGemvPreparedV14Kernel && kernel <= kGemvPreparedV10Kernel) || kernel == kGemvPreparedV17Kernel ||
-         kernel == kGemvPreparedV19Kernel;
+         kernel == kGemvPreparedV19Kernel || kernel == kGemvPreparedV20Kernel;
 }
 // a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
 // address (tests: every op must reject such operands with an error).

@@ -24,6 +24,27 @@ inline int gemv_tile_warps(int64_t groups, int64_t resident8, int64_t resident4)
   return groups > resident8 && groups <= resident4 ? 4 : 8;
 }
 
+// Shape of the two-tile GEMV (M = 9 .. 16; session 13): warps per row group and blocks per load batch.
+// r8_b4 / r4_b4: CTAs the GPU holds at once of the 8- / 4-warp kernels with 4-block batches (118
+// registers: 2 / 4 CTAs per SM on an H100), r8_b2: of the 8-warp kernel with 2-block batches (80
+// registers, 3 CTAs per SM). Smaller batches keep fewer bytes in flight per warp and lost wherever the
+// 4-block kernel already ran the grid in one wave (H100, 70/20/10: Llama-3.1-8B down 26.1 -> 29.5 us,
+// 70B o 28.4 -> 36.9 at 4 warps); they win where they turn several waves into one (8B qkv, 384 groups:
+// 15.7 -> 15.3; Qwen2.5-32B down, 320: 62.2 -> 56.6) or hold more warps per SM over several waves
+// (Qwen2.5-7B gate_up 72.1 -> 57.2 against the rows kernel it replaces there). So: one wave with
+// 4-block batches at 8 warps, else with 2-block batches at 8, else with 4-block batches at 4 warps,
+// else (several waves any way) 2-block batches at 8 warps.
+struct TwoTileShape {
+  int warps;
+  int batch;
+};
+inline TwoTileShape gemv_two_tile_shape(int64_t groups, int64_t r8_b4, int64_t r4_b4, int64_t r8_b2) {
+  if (groups <= r8_b4) return {8, 4};
+  if (groups <= r8_b2) return {8, 2};
+  if (groups <= r4_b4) return {4, 4};
+  return {8, 2};
+}
+
 // Instructions per block of each segment's loop at M = 1 (FP4, FP6, FP8; SASS, session 11).
 inline constexpr int kGemvBlockCost[3] = {48, 76, 40};
 

@@ -69,6 +69,13 @@
 // 70/20/10). From M = 3 the per-CTA decoding cost more than the pre-pass (bench/GPU_NOTES.md). Session
 // 13: its prologue one loop per segment (decode_tokens_segment, half the instructions per item), and with
 // it M = 3-4 too (8B qkv 13.7 -> 13.2 us).
+//
+// v20 (the default since session 13): v19, and at M = 9 .. 16 the two-tile GEMV's warps per row group
+// and blocks per load batch chosen by the grid (gemv_two_tile_shape: 2-block batches at 80 registers run
+// 3 CTAs per SM where 4-block ones at 118 run 2), also on the wide layers that took the rows kernel
+// (gate_up). H100, 70/20/10, v19 -> v20 in one process: Llama-3.1-8B qkv 15.7 -> 15.4 us, gate_up 51.6-52.8
+// -> 50.4-52.0; 70B qkv 39.1-39.7 -> 37.0-37.6, gate_up 183-187 -> 170; Qwen2.5-32B gate_up 119 -> 108-110,
+// down 62.3-63.4 -> 56.7-57.9 (o 16.5-16.7 -> 16.8-16.9); Qwen2.5-7B gate_up 72-73 -> 57-58.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -90,15 +97,9 @@ constexpr int kWarpsDefault = 8;  // warps per 16-row group (split K); the fused
 // same call: Llama-3.1-8B qkv 11.2 -> 10.9 us, o 9.4 -> 9.1 (the fused kernel, 8-16 blocks per warp),
 // gate_up / down and 70B within noise (bench/GPU_NOTES.md, session 11).
 constexpr bool kExactTailsDefault = true;
-// Blocks per load batch (segment_blocks' U) with one token tile (M <= 8) and with two (M = 9..16), and
-// the CTAs per SM the two-tile kernel is compiled for (its registers: 118 at U = 4, 2 CTAs of 8 warps).
-// MICROMIX_GEMV_NT2_BATCH (compile time, experiments) sets the two-tile batch.
-#ifndef MICROMIX_GEMV_NT2_BATCH
-#define MICROMIX_GEMV_NT2_BATCH 4
-#endif
-template <int NT>
-constexpr int kBatchBlocks = NT == 2 ? MICROMIX_GEMV_NT2_BATCH : 4;
-constexpr int kTwoTileCtasPerSm = MICROMIX_GEMV_NT2_BATCH <= 2 ? 3 : 2;
+// CTAs per SM of 8 warps the two-tile GEMV (M = 9 .. 16) is compiled for, by its blocks per load batch:
+// 118 registers at 4 blocks (2 CTAs), 80 at 2 (3 CTAs, no spills; ptxas).
+__host__ __device__ constexpr int two_tile_ctas_per_sm(int batch) { return batch <= 2 ? 3 : 2; }
 
 // The raw bytes one lane needs for one MX block: its weight words (rows g and g + 8) and scale
 // pair, and per token tile the activation words of token 8t + g and the scale codes of tokens
@@ -352,10 +353,11 @@ __device__ __forceinline__ void block_batch(const V10Args& p, const float* scale
 // EXACT_TAIL (v17's option): the tail batch as code for exactly its 1, 2 or 3 blocks (one branch per
 // segment) instead of 3 slots loaded whatever the count.
 // nw: the warps sharing this segment of the row group (kWarps, or fewer with segment-specialised warps).
-template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false>
+// U: blocks per load batch (4; the two-tile kernel also 2).
+template <int SEG, int NT, bool INT4, bool PAIR, int SRC, int kWarps, bool F6E2M3 = false, bool EXACT_TAIL = false, int U = 4>
 __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct& f, const float* scale_lut, const PreparedPlace& pl,
                                                int warp, int g, int q, Acc<NT>& acc, int nw = kWarps) {
-  constexpr int U = kBatchBlocks<NT>, bpb = block_bytes(SEG), bpr = bpb / 4;
+  constexpr int bpb = block_bytes(SEG), bpr = bpb / 4;
   const int nb = p.nb[SEG];
   if (warp >= nb) return;
   const int lane = 4 * g + q;
@@ -404,8 +406,8 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
 // batches and the prologue's prefetches, spread over more blocks).
 // SPLIT (v17 at 16 warps per row group): segment-specialised warps, p.seg_warps[s] of the kWarps on
 // segment s alone (one set-up and one tail batch per warp instead of three; split_segment_warps).
-template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false, bool SPLIT = false>
-__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? kTwoTileCtasPerSm * 8 / kWarps : (INT4 && !PAIR ? 32 : 24) / kWarps)
+template <int NT, bool INT4, bool PAIR, int SRC, int kWarps = kWarpsDefault, bool EXACT_TAIL = false, bool SPLIT = false, int BATCH = 4>
+__global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? two_tile_ctas_per_sm(BATCH) * 8 / kWarps : (INT4 && !PAIR ? 32 : 24) / kWarps)
     gemv_frag(V10Args p, int nkb) {
   __shared__ float red[kWarps][32][NT * 4];
   __shared__ float scale_lut[256];  // E8M0 code -> float (two table reads per block instead of ~14 ALU ops)
@@ -465,10 +467,10 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? kTwo
       segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp - w0, g, q, acc, w1);
     else segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp - w0 - w1, g, q, acc, p.seg_warps[2]);
   } else {
-    segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-    if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-    else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
-    segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL>(p, f, scale_lut, pl, warp, g, q, acc);
+    segment_blocks<0, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL, BATCH>(p, f, scale_lut, pl, warp, g, q, acc);
+    if (p.fp6_e2m3) segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, true, EXACT_TAIL, BATCH>(p, f, scale_lut, pl, warp, g, q, acc);
+    else segment_blocks<1, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL, BATCH>(p, f, scale_lut, pl, warp, g, q, acc);
+    segment_blocks<2, NT, INT4, PAIR, SRC, kWarps, false, EXACT_TAIL, BATCH>(p, f, scale_lut, pl, warp, g, q, acc);
   }
 #pragma unroll
   for (int t = 0; t < NT; ++t)
@@ -679,6 +681,31 @@ int gemv_tile_warps_for(int64_t groups) {
   return gemv_tile_warps(groups, resident8, resident4);
 }
 
+// The two-tile GEMV (M = 9 .. 16) by gemv_two_tile_shape (session 13); MICROMIX_GEMV_TILE_WARPS (4 | 8)
+// and MICROMIX_GEMV_TILE_BATCH (2 | 4) override its warps and batch, read per call.
+TwoTileShape two_tile_shape(int64_t groups) {
+  static const int64_t r8_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8>, 256);
+  static const int64_t r4_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 4>, 128);
+  static const int64_t r8_b2 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, 256);
+  TwoTileShape shape = gemv_two_tile_shape(groups, r8_b4, r4_b4, r8_b2);
+  const std::string w = env_knob("MICROMIX_GEMV_TILE_WARPS", {"4", "8"}), b = env_knob("MICROMIX_GEMV_TILE_BATCH", {"2", "4"});
+  if (!w.empty()) shape.warps = std::stoi(w);
+  if (!b.empty()) shape.batch = std::stoi(b);
+  return shape;
+}
+
+void launch_two_tiles(bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+  const TwoTileShape shape = two_tile_shape(q.groups);
+  const auto grid = static_cast<unsigned>(q.groups);
+  const unsigned threads = 32u * static_cast<unsigned>(shape.warps);
+  if (shape.warps == 8 && shape.batch == 2)
+    launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, grid, threads, pdl, s, q, nkb);
+  else if (shape.warps == 8) launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 8>, grid, threads, pdl, s, q, nkb);
+  else if (shape.batch == 2)
+    launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 4, false, false, 2>, grid, threads, pdl, s, q, nkb);
+  else launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 4>, grid, threads, pdl, s, q, nkb);
+}
+
 // v19 at M = 2: the tokens decoded by each CTA into a compact tile of MP token slots (kSrcTokens2 / 4
 // / 8, MP >= M), exact tails, 16 warps per row group where that grid fits the GPU in one wave, else 8
 // where that one does (the M = 1 fused kernel's rule); false (nothing launched) where neither does.
@@ -782,6 +809,9 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
+  if constexpr (INT4 && NT == 2) {
+    if (version >= 20) return launch_two_tiles(pdl, s, q, nkb);
+  }
   if constexpr (INT4) {
     if (!single && version >= 17 && gemv_tile_warps_for<NT>(q.groups) == 4)
       return launch_after_prepass(gemv_frag<NT, true, true, kSrcTiles, 4>, grid, 4 * 32, pdl, s, q, nkb);
@@ -792,13 +822,13 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 19; }
+int mx_mixed_gemv_prepared_default_version() { return 20; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19,
+  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19 || version == 20,
                   "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
@@ -829,8 +859,10 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // v14 also from 9 rows up where the rows kernel runs 8 row groups per CTA (large N): H100, 70/20/10,
   // Llama-3.1-8B gate_up M = 16 55.6-56.9 -> 51.5-52.1 us, M = 9 54.8-55.6 -> 50.3-54.2; on the smaller
   // layers (1 row group per CTA) it was slower there (qkv 18.5 -> 19.8, o 12.2 -> 13.4, down 25.5 -> 28.5).
-  // MICROMIX_GEMV_WIDE_ROWS=0 keeps M = 9..16 on the token tiles there (experiments, read per call).
-  const bool wide_rows = env_knob("MICROMIX_GEMV_WIDE_ROWS", {"0", "1"}) != "0";
+  // v20 keeps M = 9..16 on the token tiles there (launch_two_tiles; MICROMIX_GEMV_WIDE_ROWS=1 takes the
+  // rows kernel again, =0 also before v20; read per call).
+  const std::string wide_env = env_knob("MICROMIX_GEMV_WIDE_ROWS", {"0", "1"});
+  const bool wide_rows = wide_env.empty() ? version < 20 : wide_env == "1";
   const bool rows = version >= 13 && (a.rows > 16 || (version >= 14 && wide_rows && a.rows > 8 && gemv_rows_groups_per_cta(p.groups) == 8));
   const int64_t rows_per_launch = rows ? kRowsTokens : 16;
   if (rows) ws = static_cast<uint8_t*>(scratch_alloc(gemv_rows_workspace(nkb), s));

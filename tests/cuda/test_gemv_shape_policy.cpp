@@ -87,6 +87,27 @@ TEST(GemvShapePolicy, TileWarpsOnlyWhereFourWarpsSaveAWave) {
   }
 }
 
+TEST(GemvShapePolicy, TwoTileShapeByWaves) {
+  // H100 (132 SMs): 4-block batches 2 / 4 CTAs per SM at 8 / 4 warps, 2-block batches 3 at 8 warps.
+  const auto shape = [](int64_t groups) { return gemv_two_tile_shape(groups, 264, 528, 396); };
+  const auto is = [](TwoTileShape s, int warps, int batch) { return s.warps == warps && s.batch == batch; };
+  EXPECT_TRUE(is(shape(256), 8, 4));   // Llama-3.1-8B o / down: one wave as before
+  EXPECT_TRUE(is(shape(384), 8, 2));   // 8B qkv: one wave at 8 warps with 2-block batches
+  EXPECT_TRUE(is(shape(448), 4, 4));   // Qwen2.5-32B qkv: one wave only at 4 warps
+  EXPECT_TRUE(is(shape(512), 4, 4));   // Llama-3.1-70B o / down
+  EXPECT_TRUE(is(shape(640), 8, 2));   // 70B qkv: several waves any way
+  EXPECT_TRUE(is(shape(1792), 8, 2));  // 8B gate_up
+  for (int64_t r8 : {4, 7, 264}) {     // the edges of each rule (r8 < r8b2 < r4)
+    const int64_t r8b2 = r8 + r8 / 2 + 1, r4 = 2 * r8;
+    EXPECT_TRUE(is(gemv_two_tile_shape(r8, r8, r4, r8b2), 8, 4));
+    EXPECT_TRUE(is(gemv_two_tile_shape(r8 + 1, r8, r4, r8b2), 8, 2));
+    EXPECT_TRUE(is(gemv_two_tile_shape(r8b2, r8, r4, r8b2), 8, 2));
+    EXPECT_TRUE(is(gemv_two_tile_shape(r8b2 + 1, r8, r4, r8b2), 4, 4));
+    EXPECT_TRUE(is(gemv_two_tile_shape(r4, r8, r4, r8b2), 4, 4));
+    EXPECT_TRUE(is(gemv_two_tile_shape(r4 + 1, r8, r4, r8b2), 8, 2));
+  }
+}
+
 TEST(GemvShapePolicy, SegmentSplitEdgeCases) {
   int out[3] = {-1, -1, -1};
   EXPECT_FALSE(gemv_segment_split({0, 0, 0}, 16, out));  // nothing to split

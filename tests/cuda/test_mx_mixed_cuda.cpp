@@ -64,7 +64,8 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV13Kernel);  // row groups per CTA, FP4 on bf16 MMAs with folded scales
   k.push_back(cuda::kGemvPreparedV14Kernel);  // v13 with the compact one-token pre-pass at M = 1
   k.push_back(cuda::kGemvPreparedV17Kernel);  // v14 with warps per row group chosen by the grid at M = 1
-  k.push_back(cuda::kGemvPreparedV19Kernel);  // v17 with M = 2..8 tokens decoded by each CTA on one-wave grids
+  k.push_back(cuda::kGemvPreparedV19Kernel);  // v17 with M = 2..4 tokens decoded by each CTA on one-wave grids
+  k.push_back(cuda::kGemvPreparedV20Kernel);  // v19 with the two-tile GEMV's warps and batch by grid (M = 9..16)
   return k;
 }
 
@@ -671,6 +672,37 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
         if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV17Kernel);
       }
   expect_refused(env, "2", 4, cuda::kGemvPreparedV17Kernel);
+}
+
+// v20's two-tile GEMV (M = 9 .. 16) with 2- and 4-block load batches (MICROMIX_GEMV_TILE_BATCH) at 4 and 8
+// warps per row group (MICROMIX_GEMV_TILE_WARPS) and by its own rule, 1, 5, 13 row groups, and a wide
+// layer (1600 row groups: the rows kernel's shapes before v20) with both defaults; random splits with
+// empty segments, both FP6 formats, raw codes, extreme and NaN scales.
+TEST(CudaMxMixedGemv, TwoTileShapes) {
+  SKIP_WITHOUT_GPU();
+  const ScopedEnv warps("MICROMIX_GEMV_TILE_WARPS"), batch("MICROMIX_GEMV_TILE_BATCH");
+  int trial = 0;
+  for (const char* b : {"2", "4", ""})
+    for (const char* w : {"4", "8", ""})
+      for (int64_t M : {9, 11, 16})
+        for (int64_t groups : {1, 5, 13}) {
+          batch.set(b);
+          warps.set(w);
+          const GemmCase c = random_decode_case(M, groups, 60, ++trial);
+          SCOPED_TRACE(std::string("batch '") + b + "', warps '" + w + "', M = " + std::to_string(c.M) + ", N = " + std::to_string(c.N) +
+                       ", K = " + std::to_string(c.K));
+          check_gemm(c, cuda::kGemvPreparedV20Kernel);
+          if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV20Kernel);
+        }
+  batch.set("");
+  warps.set("");
+  if (!under_sanitizer())
+    for (int64_t M : {9, 16}) {
+      const GemmCase c = random_decode_case(M, 1600, 12, ++trial);
+      SCOPED_TRACE("wide layer, M = " + std::to_string(M) + ", K = " + std::to_string(c.K));
+      check_gemm(c, cuda::kGemvPreparedV20Kernel);
+    }
+  expect_refused(batch, "3", 12, cuda::kGemvPreparedV20Kernel);
 }
 
 // v19 on one-wave grids with K <= 128 blocks: each CTA decodes the tokens into a compact tile of 2, 4 or
