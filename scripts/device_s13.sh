@@ -13,7 +13,10 @@
 #   testu2    the two-tile tests on .devgpu/micromix_tests_u2
 #   v20       v17, v19 and v20 rows of one process (v20: the two-tile shape by grid at M = 9..16), two rounds,
 #             8B at M = 9 12 16, then 70B, Qwen2.5-7B / 32B at M = 9 and 16
-#   final     the default dispatch, 8B at M = 1 2 4 8 9 16 (JSON too)
+#   shapes    v20 with MICROMIX_GEMV_TILE_WARPS / _BATCH = default, 16/2, 16/1, 8/2 alternating, two rounds, 8B at
+#             M = 6 8 9 16, then 70B and Qwen2.5-7B at M = 8 and 16 one round
+#   final     the default dispatch with v17 / v19 / v20 rows and both cuBLAS baselines, 8B at M = 1 2 3 4 6 8 9 16,
+#             two rounds, then 70B, Qwen2.5-7B / 32B at M = 2 4 8 16 (JSON too)
 TAG=s13
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,lean}
@@ -76,9 +79,34 @@ if has v20; then
   done
   pack
 fi
-if has final; then
-  for m in ${S13_FINAL_MS:-1 2 4 8 9 16}; do
-    bench final_m$m "gemv v(1[79]|20)|cuBLAS" -- --m $m --reps 25 $MIX --json "$OUT/s13_final_m$m.json"
+if has shapes; then
+  run_shapes() {  # tag, bench args
+    local tag=$1; shift
+    for sh in def 16/2 16/1 8/2; do
+      e=(); [ $sh != def ] && e=(MICROMIX_GEMV_TILE_WARPS=${sh%/*} MICROMIX_GEMV_TILE_BATCH=${sh#*/})
+      bench shapes_${tag}_${sh/\//b} "gemv v20" "${e[@]}" -- "$@" --kernels -120 --reps 25 $MIX
+    done
+  }
+  for round in 1 2; do
+    for m in ${S13_SHAPE_MS:-6 8 9 16}; do run_shapes m${m}_r$round --m $m; done
+    pack
+  done
+  for model in llama3.1-70b qwen2.5-7b; do
+    for m in 8 16; do run_shapes ${model}_m$m --model $model --m $m; done
+  done
+  pack
+fi
+if has final; then  # the default dispatch with v17 / v19 / v20 rows and the baselines, 8B two rounds, then the other models
+  for round in 1 2; do
+    for m in ${S13_FINAL_MS:-1 2 3 4 6 8 9 16}; do
+      bench final_m${m}_r$round "default|gemv v(1[79]|20)|cuBLAS" -- --m $m --kernels -117,-119,-120 --reps 25 $MIX --json "$OUT/s13_final_m${m}_r$round.json"
+    done
+    pack
+  done
+  for model in llama3.1-70b qwen2.5-7b qwen2.5-32b; do
+    for m in 2 4 8 16; do
+      bench final_${model}_m$m "default|gemv v(1[79]|20)" -- --model $model --m $m --kernels -117,-119,-120 --reps 25 $MIX --json "$OUT/s13_final_${model}_m$m.json"
+    done
   done
   pack
 fi

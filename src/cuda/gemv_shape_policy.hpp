@@ -34,15 +34,26 @@ inline int gemv_tile_warps(int64_t groups, int64_t resident8, int64_t resident4)
 // (Qwen2.5-7B gate_up 72.1 -> 57.2 against the rows kernel it replaces there). So: one wave with
 // 4-block batches at 8 warps, else with 2-block batches at 8, else with 4-block batches at 4 warps,
 // else (several waves any way) 2-block batches at 8 warps.
-struct TwoTileShape {
+struct TileShape {
   int warps;
   int batch;
 };
-inline TwoTileShape gemv_two_tile_shape(int64_t groups, int64_t r8_b4, int64_t r4_b4, int64_t r8_b2) {
+inline TileShape gemv_two_tile_shape(int64_t groups, int64_t r8_b4, int64_t r4_b4, int64_t r8_b2) {
   if (groups <= r8_b4) return {8, 4};
   if (groups <= r8_b2) return {8, 2};
   if (groups <= r4_b4) return {4, 4};
   return {8, 2};
+}
+
+// Shape of the one-tile GEMV (M = 2 .. 8 after the activation pre-pass; session 13): 16 warps per row
+// group with 2-block batches (64 registers, 2 CTAs per SM) where that grid fits in one wave (r16_b2: CTAs
+// of that kernel the GPU holds at once), as the M = 1 and v19 kernels do, else gemv_tile_warps with
+// 4-block batches. H100, 70/20/10, M = 6-8, against the 8-warp kernel: Llama-3.1-8B down (256 groups)
+// 23.2-23.8 -> 22.3-22.6 us, o 11.2-11.4 -> 11.3-11.4; Qwen2.5-7B o / down (224) 11.6 / 27.3 -> 10.5 /
+// 26.3; grids beyond one wave at 16 warps lose (8B qkv 13.8 -> 15.4, gate_up 42 -> 47.6).
+inline TileShape gemv_one_tile_shape(int64_t groups, int64_t r16_b2, int64_t r8_b4, int64_t r4_b4) {
+  if (groups <= r16_b2) return {16, 2};
+  return {gemv_tile_warps(groups, r8_b4, r4_b4), 4};
 }
 
 // Instructions per block of each segment's loop at M = 1 (FP4, FP6, FP8; SASS, session 11).

@@ -373,9 +373,11 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
     wssrc += U * sstride;
     ap = advance<NT, SRC>(ap, U * nw);
   }
+  if constexpr (U == 1) return;  // every block was a full batch
   if (lb0 >= nb) return;
   const int rem = (nb - lb0 + nw - 1) / nw;
-  if constexpr (EXACT_TAIL) {
+  if constexpr (U == 1) {
+  } else if constexpr (EXACT_TAIL) {
     if (U == 2 || rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
     else if (U == 3 || rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
     else block_batch<3, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
@@ -681,29 +683,45 @@ int gemv_tile_warps_for(int64_t groups) {
   return gemv_tile_warps(groups, resident8, resident4);
 }
 
-// The two-tile GEMV (M = 9 .. 16) by gemv_two_tile_shape (session 13); MICROMIX_GEMV_TILE_WARPS (4 | 8)
-// and MICROMIX_GEMV_TILE_BATCH (2 | 4) override its warps and batch, read per call.
-TwoTileShape two_tile_shape(int64_t groups) {
-  static const int64_t r8_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8>, 256);
-  static const int64_t r4_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 4>, 128);
-  static const int64_t r8_b2 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, 256);
-  TwoTileShape shape = gemv_two_tile_shape(groups, r8_b4, r4_b4, r8_b2);
-  const std::string w = env_knob("MICROMIX_GEMV_TILE_WARPS", {"4", "8"}), b = env_knob("MICROMIX_GEMV_TILE_BATCH", {"2", "4"});
+// v20's token-tile GEMV (M = 2 .. 16 after the pre-pass): the shape by gemv_one_tile_shape at M <= 8,
+// by gemv_two_tile_shape at M = 9 .. 16 (two token tiles; session 13).
+// MICROMIX_GEMV_TILE_WARPS (4 | 8 | 16) and MICROMIX_GEMV_TILE_BATCH (1 | 2 | 4) override warps per row
+// group and blocks per load batch, read per call (experiments; 16 warps only with batches of 1 or 2,
+// which fit its 64 registers).
+template <int NT>
+TileShape tile_shape(int64_t groups) {
+  TileShape shape{};
+  if constexpr (NT == 1) {
+    static const int64_t r16_b2 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 16, false, false, 2>, 512);
+    static const int64_t r8_b4 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 8>, 256);
+    static const int64_t r4_b4 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 4>, 128);
+    shape = gemv_one_tile_shape(groups, r16_b2, r8_b4, r4_b4);
+  } else {
+    static const int64_t r8_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8>, 256);
+    static const int64_t r4_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 4>, 128);
+    static const int64_t r8_b2 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, 256);
+    shape = gemv_two_tile_shape(groups, r8_b4, r4_b4, r8_b2);
+  }
+  const std::string w = env_knob("MICROMIX_GEMV_TILE_WARPS", {"4", "8", "16"}), b = env_knob("MICROMIX_GEMV_TILE_BATCH", {"1", "2", "4"});
   if (!w.empty()) shape.warps = std::stoi(w);
   if (!b.empty()) shape.batch = std::stoi(b);
   return shape;
 }
 
-void launch_two_tiles(bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
-  const TwoTileShape shape = two_tile_shape(q.groups);
+template <int NT>
+void launch_tiles(bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+  const TileShape shape = tile_shape<NT>(q.groups);
   const auto grid = static_cast<unsigned>(q.groups);
   const unsigned threads = 32u * static_cast<unsigned>(shape.warps);
-  if (shape.warps == 8 && shape.batch == 2)
-    launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, grid, threads, pdl, s, q, nkb);
-  else if (shape.warps == 8) launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 8>, grid, threads, pdl, s, q, nkb);
-  else if (shape.batch == 2)
-    launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 4, false, false, 2>, grid, threads, pdl, s, q, nkb);
-  else launch_after_prepass(gemv_frag<2, true, true, kSrcTiles, 4>, grid, threads, pdl, s, q, nkb);
+  const auto go = [&](auto kernel) { launch_after_prepass(kernel, grid, threads, pdl, s, q, nkb); };
+  const int w = shape.warps, b = shape.batch;
+  if (w == 4 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 4>);
+  else if (w == 4 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 4, false, false, 2>);
+  else if (w == 8 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 8>);
+  else if (w == 8 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 8, false, false, 2>);
+  else if (w == 16 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 16, false, false, 2>);
+  else if (w == 16 && b == 1) go(gemv_frag<NT, true, true, kSrcTiles, 16, false, false, 1>);
+  else MM_CUDA_REQUIRE(false, "no token-tile GEMV with " + std::to_string(w) + " warps per row group and " + std::to_string(b) + "-block batches");
 }
 
 // v19 at M = 2: the tokens decoded by each CTA into a compact tile of MP token slots (kSrcTokens2 / 4
@@ -809,8 +827,8 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
-  if constexpr (INT4 && NT == 2) {
-    if (version >= 20) return launch_two_tiles(pdl, s, q, nkb);
+  if constexpr (INT4) {
+    if (!single && version >= 20) return launch_tiles<NT>(pdl, s, q, nkb);
   }
   if constexpr (INT4) {
     if (!single && version >= 17 && gemv_tile_warps_for<NT>(q.groups) == 4)

@@ -90,7 +90,7 @@ TEST(GemvShapePolicy, TileWarpsOnlyWhereFourWarpsSaveAWave) {
 TEST(GemvShapePolicy, TwoTileShapeByWaves) {
   // H100 (132 SMs): 4-block batches 2 / 4 CTAs per SM at 8 / 4 warps, 2-block batches 3 at 8 warps.
   const auto shape = [](int64_t groups) { return gemv_two_tile_shape(groups, 264, 528, 396); };
-  const auto is = [](TwoTileShape s, int warps, int batch) { return s.warps == warps && s.batch == batch; };
+  const auto is = [](TileShape s, int warps, int batch) { return s.warps == warps && s.batch == batch; };
   EXPECT_TRUE(is(shape(256), 8, 4));   // Llama-3.1-8B o / down: one wave as before
   EXPECT_TRUE(is(shape(384), 8, 2));   // 8B qkv: one wave at 8 warps with 2-block batches
   EXPECT_TRUE(is(shape(448), 4, 4));   // Qwen2.5-32B qkv: one wave only at 4 warps
@@ -106,6 +106,19 @@ TEST(GemvShapePolicy, TwoTileShapeByWaves) {
     EXPECT_TRUE(is(gemv_two_tile_shape(r4, r8, r4, r8b2), 4, 4));
     EXPECT_TRUE(is(gemv_two_tile_shape(r4 + 1, r8, r4, r8b2), 8, 2));
   }
+}
+
+TEST(GemvShapePolicy, OneTileShapeSixteenWarpsInOneWave) {
+  // H100 (132 SMs) at M = 2 .. 8: 16 warps with 2-block batches 2 CTAs per SM, 8 / 4 warps 3 / 6.
+  const auto shape = [](int64_t groups) { return gemv_one_tile_shape(groups, 264, 396, 792); };
+  const auto is = [](TileShape s, int warps, int batch) { return s.warps == warps && s.batch == batch; };
+  EXPECT_TRUE(is(shape(224), 16, 2));  // Qwen2.5-7B o / down
+  EXPECT_TRUE(is(shape(256), 16, 2));  // Llama-3.1-8B o / down
+  EXPECT_TRUE(is(shape(264), 16, 2));
+  EXPECT_TRUE(is(shape(265), 8, 4));   // one wave at 8 warps
+  EXPECT_TRUE(is(shape(384), 8, 4));   // 8B qkv
+  EXPECT_TRUE(is(shape(397), 4, 4));   // one wave only at 4 warps (gemv_tile_warps)
+  EXPECT_TRUE(is(shape(1792), 8, 4));  // 8B gate_up: several waves any way
 }
 
 TEST(GemvShapePolicy, SegmentSplitEdgeCases) {

@@ -674,28 +674,29 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
   expect_refused(env, "2", 4, cuda::kGemvPreparedV17Kernel);
 }
 
-// v20's two-tile GEMV (M = 9 .. 16) with 2- and 4-block load batches (MICROMIX_GEMV_TILE_BATCH) at 4 and 8
-// warps per row group (MICROMIX_GEMV_TILE_WARPS) and by its own rule, 1, 5, 13 row groups, and a wide
-// layer (1600 row groups: the rows kernel's shapes before v20) with both defaults; random splits with
-// empty segments, both FP6 formats, raw codes, extreme and NaN scales.
+// v20's token-tile GEMV after the pre-pass (M = 5 .. 16 on these grids) in every shape it has: 4, 8 and 16
+// warps per row group (MICROMIX_GEMV_TILE_WARPS) with 4-, 2- and 1-block load batches
+// (MICROMIX_GEMV_TILE_BATCH) and its own choice, 1, 5, 13 row groups, and a wide layer (1600 row groups:
+// the rows kernel's shapes before v20) with the defaults; random splits with empty segments, both FP6
+// formats, raw codes, extreme and NaN scales; a shape it does not have is refused.
 TEST(CudaMxMixedGemv, TwoTileShapes) {
   SKIP_WITHOUT_GPU();
   const ScopedEnv warps("MICROMIX_GEMV_TILE_WARPS"), batch("MICROMIX_GEMV_TILE_BATCH");
+  const std::pair<const char*, const char*> shapes[] = {{"4", "4"}, {"4", "2"}, {"8", "4"}, {"8", "2"}, {"16", "2"}, {"16", "1"}, {"", ""}};
   int trial = 0;
-  for (const char* b : {"2", "4", ""})
-    for (const char* w : {"4", "8", ""})
-      for (int64_t M : {9, 11, 16})
-        for (int64_t groups : {1, 5, 13}) {
-          batch.set(b);
-          warps.set(w);
-          const GemmCase c = random_decode_case(M, groups, 60, ++trial);
-          SCOPED_TRACE(std::string("batch '") + b + "', warps '" + w + "', M = " + std::to_string(c.M) + ", N = " + std::to_string(c.N) +
-                       ", K = " + std::to_string(c.K));
-          check_gemm(c, cuda::kGemvPreparedV20Kernel);
-          if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV20Kernel);
-        }
-  batch.set("");
+  for (const auto& [w, b] : shapes)
+    for (int64_t M : {5, 8, 9, 11, 16})
+      for (int64_t groups : {1, 5, 13}) {
+        warps.set(w);
+        batch.set(b);
+        const GemmCase c = random_decode_case(M, groups, 60, ++trial);
+        SCOPED_TRACE(std::string("warps '") + w + "', batch '" + b + "', M = " + std::to_string(c.M) + ", N = " + std::to_string(c.N) +
+                     ", K = " + std::to_string(c.K));
+        check_gemm(c, cuda::kGemvPreparedV20Kernel);
+        if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV20Kernel);
+      }
   warps.set("");
+  batch.set("");
   if (!under_sanitizer())
     for (int64_t M : {9, 16}) {
       const GemmCase c = random_decode_case(M, 1600, 12, ++trial);
@@ -703,6 +704,8 @@ TEST(CudaMxMixedGemv, TwoTileShapes) {
       check_gemm(c, cuda::kGemvPreparedV20Kernel);
     }
   expect_refused(batch, "3", 12, cuda::kGemvPreparedV20Kernel);
+  warps.set("16");
+  expect_refused(batch, "4", 12, cuda::kGemvPreparedV20Kernel);  // 16 warps with 4-block batches: not built
 }
 
 // v19 on one-wave grids with K <= 128 blocks: each CTA decodes the tokens into a compact tile of 2, 4 or
