@@ -15,6 +15,8 @@
 #             8B at M = 9 12 16, then 70B, Qwen2.5-7B / 32B at M = 9 and 16
 #   shapes    v20 with MICROMIX_GEMV_TILE_WARPS / _BATCH = default, 16/2, 16/1, 8/2 alternating, two rounds, 8B at
 #             M = 6 8 9 16, then 70B and Qwen2.5-7B at M = 8 and 16 one round
+#   warps     v20 with MICROMIX_GEMV_TILE_WARPS / _BATCH = default, 1/4, 2/4, 2/2, 4/4, 4/2 alternating, two rounds,
+#             8B at M = 2 8 16, then 70B at M = 4 and 16 one round
 #   final     the default dispatch with v17 / v19 / v20 rows and both cuBLAS baselines, 8B at M = 1 2 3 4 6 8 9 16,
 #             two rounds, then 70B, Qwen2.5-7B / 32B at M = 2 4 8 16 (JSON too)
 TAG=s13
@@ -94,6 +96,21 @@ if has shapes; then
   for model in llama3.1-70b qwen2.5-7b; do
     for m in 8 16; do run_shapes ${model}_m$m --model $model --m $m; done
   done
+  pack
+fi
+if has warps; then
+  run_warps() {  # tag, bench args
+    local tag=$1; shift
+    for sh in def 1/4 2/4 2/2 4/4 4/2; do
+      e=(); [ $sh != def ] && e=(MICROMIX_GEMV_TILE_WARPS=${sh%/*} MICROMIX_GEMV_TILE_BATCH=${sh#*/})
+      bench warps_${tag}_${sh/\//b} "gemv v20" "${e[@]}" -- "$@" --kernels -120 --reps 25 $MIX
+    done
+  }
+  for round in 1 2; do
+    for m in 2 8 16; do run_warps m${m}_r$round --m $m; done
+    pack
+  done
+  for m in 4 16; do run_warps llama3.1-70b_m$m --model llama3.1-70b --m $m; done
   pack
 fi
 if has final; then  # the default dispatch with v17 / v19 / v20 rows and the baselines, 8B two rounds, then the other models

@@ -47,13 +47,18 @@ inline TileShape gemv_two_tile_shape(int64_t groups, int64_t r8_b4, int64_t r4_b
 
 // Shape of the one-tile GEMV (M = 2 .. 8 after the activation pre-pass; session 13): 16 warps per row
 // group with 2-block batches (64 registers, 2 CTAs per SM) where that grid fits in one wave (r16_b2: CTAs
-// of that kernel the GPU holds at once), as the M = 1 and v19 kernels do, else gemv_tile_warps with
-// 4-block batches. H100, 70/20/10, M = 6-8, against the 8-warp kernel: Llama-3.1-8B down (256 groups)
-// 23.2-23.8 -> 22.3-22.6 us, o 11.2-11.4 -> 11.3-11.4; Qwen2.5-7B o / down (224) 11.6 / 27.3 -> 10.5 /
-// 26.3; grids beyond one wave at 16 warps lose (8B qkv 13.8 -> 15.4, gate_up 42 -> 47.6).
-inline TileShape gemv_one_tile_shape(int64_t groups, int64_t r16_b2, int64_t r8_b4, int64_t r4_b4) {
+// of that kernel the GPU holds at once), as the M = 1 and v19 kernels do; else 8 warps with 4-block
+// batches where that grid fits in one wave (r8_b4); else 4 warps (4-block batches), which either fits it
+// in one wave (gemv_tile_warps' case) or, over several waves, gives each warp twice the blocks (as the
+// M = 1 rule prefers few warps there). H100, 70/20/10, against the 8-warp kernel: M = 6-8 Llama-3.1-8B
+// down (256 groups) 23.2-23.8 -> 22.3-22.6 us at 16 warps, o 11.2-11.4 -> 11.3-11.4; Qwen2.5-7B o / down
+// (224) 11.6 / 27.3 -> 10.5 / 26.3; grids beyond one wave at 16 warps lose (8B qkv 13.8 -> 15.4); 8B
+// gate_up (1792) at 4 warps M = 2 42.8-43.1 -> 40.3-40.7, M = 8 42.8-42.9 -> 40.6-41.4, 70B gate_up M = 4
+// 135.8 -> 131.1 (1 and 2 warps: no better; session 13).
+inline TileShape gemv_one_tile_shape(int64_t groups, int64_t r16_b2, int64_t r8_b4) {
   if (groups <= r16_b2) return {16, 2};
-  return {gemv_tile_warps(groups, r8_b4, r4_b4), 4};
+  if (groups <= r8_b4) return {8, 4};
+  return {4, 4};
 }
 
 // Instructions per block of each segment's loop at M = 1 (FP4, FP6, FP8; SASS, session 11).

@@ -685,24 +685,23 @@ int gemv_tile_warps_for(int64_t groups) {
 
 // v20's token-tile GEMV (M = 2 .. 16 after the pre-pass): the shape by gemv_one_tile_shape at M <= 8,
 // by gemv_two_tile_shape at M = 9 .. 16 (two token tiles; session 13).
-// MICROMIX_GEMV_TILE_WARPS (4 | 8 | 16) and MICROMIX_GEMV_TILE_BATCH (1 | 2 | 4) override warps per row
-// group and blocks per load batch, read per call (experiments; 16 warps only with batches of 1 or 2,
-// which fit its 64 registers).
+// MICROMIX_GEMV_TILE_WARPS (1 | 2 | 4 | 8 | 16) and MICROMIX_GEMV_TILE_BATCH (1 | 2 | 4) override warps per
+// row group and blocks per load batch, read per call (experiments; built: 1 / 4, 2 / 4, 2 / 2, 4 / 4, 4 / 2,
+// 8 / 4, 8 / 2, 16 / 2, 16 / 1).
 template <int NT>
 TileShape tile_shape(int64_t groups) {
   TileShape shape{};
   if constexpr (NT == 1) {
     static const int64_t r16_b2 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 16, false, false, 2>, 512);
     static const int64_t r8_b4 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 8>, 256);
-    static const int64_t r4_b4 = resident_ctas(gemv_frag<1, true, true, kSrcTiles, 4>, 128);
-    shape = gemv_one_tile_shape(groups, r16_b2, r8_b4, r4_b4);
+    shape = gemv_one_tile_shape(groups, r16_b2, r8_b4);
   } else {
     static const int64_t r8_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8>, 256);
     static const int64_t r4_b4 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 4>, 128);
     static const int64_t r8_b2 = resident_ctas(gemv_frag<2, true, true, kSrcTiles, 8, false, false, 2>, 256);
     shape = gemv_two_tile_shape(groups, r8_b4, r4_b4, r8_b2);
   }
-  const std::string w = env_knob("MICROMIX_GEMV_TILE_WARPS", {"4", "8", "16"}), b = env_knob("MICROMIX_GEMV_TILE_BATCH", {"1", "2", "4"});
+  const std::string w = env_knob("MICROMIX_GEMV_TILE_WARPS", {"1", "2", "4", "8", "16"}), b = env_knob("MICROMIX_GEMV_TILE_BATCH", {"1", "2", "4"});
   if (!w.empty()) shape.warps = std::stoi(w);
   if (!b.empty()) shape.batch = std::stoi(b);
   return shape;
@@ -715,7 +714,10 @@ void launch_tiles(bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
   const unsigned threads = 32u * static_cast<unsigned>(shape.warps);
   const auto go = [&](auto kernel) { launch_after_prepass(kernel, grid, threads, pdl, s, q, nkb); };
   const int w = shape.warps, b = shape.batch;
-  if (w == 4 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 4>);
+  if (w == 1 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 1>);
+  else if (w == 2 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 2>);
+  else if (w == 2 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 2, false, false, 2>);
+  else if (w == 4 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 4>);
   else if (w == 4 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 4, false, false, 2>);
   else if (w == 8 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 8>);
   else if (w == 8 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 8, false, false, 2>);

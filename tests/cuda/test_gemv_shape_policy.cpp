@@ -109,16 +109,17 @@ TEST(GemvShapePolicy, TwoTileShapeByWaves) {
 }
 
 TEST(GemvShapePolicy, OneTileShapeSixteenWarpsInOneWave) {
-  // H100 (132 SMs) at M = 2 .. 8: 16 warps with 2-block batches 2 CTAs per SM, 8 / 4 warps 3 / 6.
-  const auto shape = [](int64_t groups) { return gemv_one_tile_shape(groups, 264, 396, 792); };
+  // H100 (132 SMs) at M = 2 .. 8: 16 warps with 2-block batches 2 CTAs per SM, 8 warps 3.
+  const auto shape = [](int64_t groups) { return gemv_one_tile_shape(groups, 264, 396); };
   const auto is = [](TileShape s, int warps, int batch) { return s.warps == warps && s.batch == batch; };
   EXPECT_TRUE(is(shape(224), 16, 2));  // Qwen2.5-7B o / down
   EXPECT_TRUE(is(shape(256), 16, 2));  // Llama-3.1-8B o / down
   EXPECT_TRUE(is(shape(264), 16, 2));
   EXPECT_TRUE(is(shape(265), 8, 4));   // one wave at 8 warps
   EXPECT_TRUE(is(shape(384), 8, 4));   // 8B qkv
+  EXPECT_TRUE(is(shape(396), 8, 4));
   EXPECT_TRUE(is(shape(397), 4, 4));   // one wave only at 4 warps (gemv_tile_warps)
-  EXPECT_TRUE(is(shape(1792), 8, 4));  // 8B gate_up: several waves any way
+  EXPECT_TRUE(is(shape(1792), 4, 4));  // 8B gate_up: several waves any way, twice the blocks per warp
 }
 
 TEST(GemvShapePolicy, SegmentSplitEdgeCases) {

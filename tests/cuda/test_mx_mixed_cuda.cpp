@@ -674,7 +674,7 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
   expect_refused(env, "2", 4, cuda::kGemvPreparedV17Kernel);
 }
 
-// v20's token-tile GEMV after the pre-pass (M = 5 .. 16 on these grids) in every shape it has: 4, 8 and 16
+// v20's token-tile GEMV after the pre-pass (M = 5 .. 16 on these grids) in every shape it has: 1 to 16
 // warps per row group (MICROMIX_GEMV_TILE_WARPS) with 4-, 2- and 1-block load batches
 // (MICROMIX_GEMV_TILE_BATCH) and its own choice, 1, 5, 13 row groups, and a wide layer (1600 row groups:
 // the rows kernel's shapes before v20) with the defaults; random splits with empty segments, both FP6
@@ -682,7 +682,8 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
 TEST(CudaMxMixedGemv, TwoTileShapes) {
   SKIP_WITHOUT_GPU();
   const ScopedEnv warps("MICROMIX_GEMV_TILE_WARPS"), batch("MICROMIX_GEMV_TILE_BATCH");
-  const std::pair<const char*, const char*> shapes[] = {{"4", "4"}, {"4", "2"}, {"8", "4"}, {"8", "2"}, {"16", "2"}, {"16", "1"}, {"", ""}};
+  const std::pair<const char*, const char*> shapes[] = {{"1", "4"}, {"2", "4"}, {"2", "2"}, {"4", "4"}, {"4", "2"},
+                                                        {"8", "4"}, {"8", "2"}, {"16", "2"}, {"16", "1"}, {"", ""}};
   int trial = 0;
   for (const auto& [w, b] : shapes)
     for (int64_t M : {5, 8, 9, 11, 16})
