@@ -7,6 +7,11 @@ D=${DEVBUILD:-.devgpu}
 [ -f "$D/lib/libopenblas.so.0" ] || xz -dc "$D/lib/libopenblas.so.0.xz" > "$D/lib/libopenblas.so.0"
 export LD_LIBRARY_PATH="$PWD/$D/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 
+# has PART: PART is in the runner's comma list $parts. pack: everything in $OUT so far into
+# ${TAG}_out.tgz, rebuilt after each part (a run cut off by its time limit still brings it back).
+has() { [[ ",${parts:-}," == *",$1,"* ]]; }
+pack() { (cd "$OUT" && tar czf "${TAG}_out.tgz" $(ls | grep -v "^${TAG}_out.tgz$")); }
+
 # TESTS (default $D/micromix_tests) and GPU_FILTER (default CudaMx*:MxMixed*) pick the binary and tests.
 # The GPU tests (CudaMx*, MxMixed*) into $OUT/<tag>_tests.log, and a summary.
 run_gpu_tests() {

@@ -22,11 +22,8 @@
 TAG=s13
 source "$(dirname "$0")/device_env.sh"
 parts=${1:-tests,lean}
-has() { [[ ",$parts," == *",$1,"* ]]; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 MIX="--no-default-mixes --mix 70/20/10:0.7:0.2"
-# The archive of everything so far, rebuilt after each part (a run cut off by its time limit keeps it).
-pack() { (cd "$OUT" && tar czf s13_out.tgz $(ls | grep -v '^s13_out.tgz$')); }
 has tests && run_gpu_tests s13 && pack
 has sanitize && run_sanitizers s13 'CudaMxMixedGemv.TwoTileShapes:CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemm.EmptyKWritesZeros:CudaMxMixedGemv.WarpsPerRowGroup' \
   'CudaMxMixedGemv.TwoTileShapes:CudaMxMixedGemv.FusedTokensEveryM:CudaMxMixedGemv.TileWarpsPerRowGroup:CudaMxMixedGemv.OddSegmentMixes' && pack

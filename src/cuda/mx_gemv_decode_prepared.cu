@@ -204,16 +204,7 @@ __device__ __forceinline__ void decode_tokens_segment(const V10Args& p, const Fu
     uint32_t lo = 0u, hi = 0u;
     float sc = 0.0f;
     if (load) {
-      if constexpr (SEG == 0) {
-        lo = *reinterpret_cast<const uint32_t*>(code);
-      } else if constexpr (SEG == 1) {
-        const uint16_t* h = reinterpret_cast<const uint16_t*>(code);
-        lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
-        hi = h[2];
-      } else {
-        const uint2 v = *reinterpret_cast<const uint2*>(code);
-        lo = v.x, hi = v.y;
-      }
+      load_act_codes(SEG, code, lo, hi);
       sc = scale_f32(*scale);
     }
     uint4 b;

@@ -224,6 +224,22 @@ struct ActQuarter {
   bool folded;
 };
 
+// One quarter of an activation block's codes (4 / 6 / 8 bytes of FP4 / FP6 / FP8) as one 4-byte, three
+// 2-byte or one 8-byte load: check_operands requires 16-byte aligned segments, and rows and blocks keep
+// that alignment for these sizes.
+__device__ __forceinline__ void load_act_codes(int seg, const uint8_t* src, uint32_t& lo, uint32_t& hi) {
+  if (seg == 0) {
+    lo = *reinterpret_cast<const uint32_t*>(src);
+  } else if (seg == 1) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+    lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
+    hi = h[2];
+  } else {
+    const uint2 v = *reinterpret_cast<const uint2*>(src);
+    lo = v.x, hi = v.y;
+  }
+}
+
 template <int MODE>
 __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool live, int kb, int tok, int q) {
   const int seg = kb < p.seg_start[1] ? 0 : kb < p.seg_start[2] ? 1 : 2;
@@ -235,19 +251,8 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
   if (live && tok < p.M) {
     const int bpb = block_bytes(seg), bpr = bpb / 4;
     const uint8_t* src = p.a.codes[seg] + tok * p.a.row_bytes[seg] + static_cast<int64_t>(lb) * bpb + q * bpr;
-    // 4 / 6 / 8 bytes as one 4-byte, three 2-byte or one 8-byte load: check_operands requires 16-byte
-    // aligned segments, and rows and blocks keep that alignment for these sizes.
     uint32_t lo = 0u, hi = 0u;
-    if (seg == 0) {
-      lo = *reinterpret_cast<const uint32_t*>(src);
-    } else if (seg == 1) {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
-      lo = h[0] | (static_cast<uint32_t>(h[1]) << 16);
-      hi = h[2];
-    } else {
-      const uint2 v = *reinterpret_cast<const uint2*>(src);
-      lo = v.x, hi = v.y;
-    }
+    load_act_codes(seg, src, lo, hi);
     const unsigned code = p.a.scales[seg][tok * p.a.blocks[seg] + lb];
     sc = scale_f32(code);
     if (MODE == kActInt4 && seg == 0) {
