@@ -524,20 +524,67 @@ void check_raw_extreme_and_nan(const GemmCase& c, int kernel) {
 TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
   for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
-                     cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedV17Kernel})
+                     cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedV17Kernel,
+                     cuda::kGemvPreparedV19Kernel, cuda::kGemvPreparedV20Kernel})
     for (int64_t M : {1, 9, 33, 70})
       for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2})
         check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
 }
 
-// v14 runs the rows kernel (2 token tiles) from 9 rows up where N is large enough for 8 row groups
-// per CTA (N = 25,600 on a 132-SM GPU); small K keeps the double-precision reference cheap.
+namespace {
+
+// An environment override for one test: set to `value` ("" unsets it) until the next set or the end.
+struct ScopedEnv {
+  const char* name;
+  explicit ScopedEnv(const char* n) : name(n) {}
+  ~ScopedEnv() { unsetenv(name); }
+  void set(const char* value) const {
+    if (*value) ASSERT_EQ(setenv(name, value, 1), 0);
+    else unsetenv(name);
+  }
+};
+
+// M rows against 16 * groups weight rows, K up to max_blocks MX blocks, a random split with empty
+// segments, the FP6 format alternating with `trial`.
+GemmCase random_decode_case(int64_t M, int64_t groups, int64_t max_blocks, int trial) {
+  GemmCase c;
+  c.M = M;
+  c.N = 16 * groups;
+  c.K = 32 * std::uniform_int_distribution<int64_t>(1, max_blocks)(rng());
+  c.split = random_split(c.K);
+  c.split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+  return c;
+}
+
+// With env set to a value it does not offer, `kernel` refuses to run (an error, not a guess).
+void expect_refused(const ScopedEnv& env, const char* value, int64_t M, int kernel) {
+  env.set(value);
+  const GemmCase c{M, 32, 32 * 6, MixedSplit{32 * 4, 32, 32}};
+  const auto perm = random_permutation(c.K);
+  EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split),
+                                        quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32, kernel),
+               std::exception)
+      << env.name << "=" << value;
+}
+
+}  // namespace
+
+// v14 - v19 run the rows kernel (2 token tiles) from 9 rows up where N is large enough for 8 row groups
+// per CTA (N = 25,600 on a 132-SM GPU), v20 the token tiles; MICROMIX_GEMV_WIDE_ROWS (1 | 0) swaps
+// them (both kernels under both versions) and refuses other values. Small K keeps the double-precision
+// reference cheap.
 TEST(CudaMxMixedGemv, RowsKernelFromNineRowsOnWideLayers) {
   SKIP_WITHOUT_GPU();
-  for (int64_t M : {9, 16})
-    for (int kernel : {cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedKernel})
-      check_gemm(GemmCase{M, 16 * 1600, 32 * 5, MixedSplit{32 * 2, 32 * 2, 32, M == 9 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}},
-                 kernel);
+  const ScopedEnv wide("MICROMIX_GEMV_WIDE_ROWS");
+  for (const char* rows : {"", "1", "0"})
+    for (int64_t M : {9, 16})
+      for (int kernel : {cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedKernel}) {
+        wide.set(rows);
+        SCOPED_TRACE(std::string("MICROMIX_GEMV_WIDE_ROWS '") + rows + "', M = " + std::to_string(M) + ", kernel " + std::to_string(kernel));
+        check_gemm(GemmCase{M, 16 * 1600, 32 * 5, MixedSplit{32 * 2, 32 * 2, 32, M == 9 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2}},
+                   kernel);
+      }
+  expect_refused(wide, "2", 12, cuda::kGemvPreparedKernel);
 }
 
 // v14's one-token pre-pass runs at M = 1 where the fused kernel does not: more than 128 K blocks (or
@@ -615,44 +662,6 @@ TEST(CudaMxMixedGemv, WarpsPerRowGroup) {
   ASSERT_EQ(setenv("MICROMIX_GEMV_WARPS", "3", 1), 0);
   EXPECT_THROW(cuda::mx_mixed_gemm_host(xq, wq, cuda::OutType::f32, cuda::kGemvPreparedV17Kernel), std::exception);
 }
-
-namespace {
-
-// An environment override for one test: set to `value` ("" unsets it) until the next set or the end.
-struct ScopedEnv {
-  const char* name;
-  explicit ScopedEnv(const char* n) : name(n) {}
-  ~ScopedEnv() { unsetenv(name); }
-  void set(const char* value) const {
-    if (*value) ASSERT_EQ(setenv(name, value, 1), 0);
-    else unsetenv(name);
-  }
-};
-
-// M rows against 16 * groups weight rows, K up to max_blocks MX blocks, a random split with empty
-// segments, the FP6 format alternating with `trial`.
-GemmCase random_decode_case(int64_t M, int64_t groups, int64_t max_blocks, int trial) {
-  GemmCase c;
-  c.M = M;
-  c.N = 16 * groups;
-  c.K = 32 * std::uniform_int_distribution<int64_t>(1, max_blocks)(rng());
-  c.split = random_split(c.K);
-  c.split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
-  return c;
-}
-
-// With env set to a value it does not offer, `kernel` refuses to run (an error, not a guess).
-void expect_refused(const ScopedEnv& env, const char* value, int64_t M, int kernel) {
-  env.set(value);
-  const GemmCase c{M, 32, 32 * 6, MixedSplit{32 * 4, 32, 32}};
-  const auto perm = random_permutation(c.K);
-  EXPECT_THROW(cuda::mx_mixed_gemm_host(quantize_mixed(llm_like(c.M, c.K), c.M, c.K, perm, c.split),
-                                        quantize_mixed(llm_like(c.N, c.K), c.N, c.K, perm, c.split), cuda::OutType::f32, kernel),
-               std::exception)
-      << env.name << "=" << value;
-}
-
-}  // namespace
 
 // v17 on the token tiles (M = 2 .. 16) with 4 and 8 warps per row group (MICROMIX_GEMV_TILE_WARPS) and
 // its own choice: every M of the range, 1, 5 and 13 row groups, random splits with empty segments, both
