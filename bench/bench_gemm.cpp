@@ -442,7 +442,9 @@ int main(int argc, char** argv) {
         }
         // --kernels naming prepared decode versions (-110 .. -120): those alone (with kernel 0, e.g. for ncu)
         const bool listed_prepared = std::any_of(kernel_list.begin(), kernel_list.end(), cuda::is_gemv_prepared_version_kernel);
-        if (M <= 16 && !listed_prepared) {  // the prepared decode path's older versions (the default is the "default" row)
+        // (The "default" row is mx_mixed_gemm's dispatch on weights NOT prepared: at M <= 16 the unprepared
+        // decode kernels v1-v9; the prepared path's default is its newest version's row, v20.)
+        if (M <= 16 && !listed_prepared) {  // the prepared decode path's older versions
           kernels.push_back(cuda::kGemvPreparedV10Kernel);
           kernels.push_back(cuda::kGemvPreparedV11Kernel);
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
