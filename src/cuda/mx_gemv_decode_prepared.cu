@@ -364,24 +364,24 @@ __device__ __forceinline__ void segment_blocks(const V10Args& p, const FusedAct&
     wssrc += U * sstride;
     ap = advance<NT, SRC>(ap, U * nw);
   }
-  if constexpr (U == 1) return;  // every block was a full batch
-  if (lb0 >= nb) return;
-  const int rem = (nb - lb0 + nw - 1) / nw;
-  if constexpr (U == 1) {
-  } else if constexpr (EXACT_TAIL) {
-    if (U == 2 || rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
-    else if (U == 3 || rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
-    else block_batch<3, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
-  } else {
-    BlockRaw<NT> r[U - 1];
+  if constexpr (U > 1) {  // the tail batch (U = 1: every block was a full batch)
+    if (lb0 >= nb) return;
+    const int rem = (nb - lb0 + nw - 1) / nw;
+    if constexpr (EXACT_TAIL) {
+      if (U == 2 || rem == 1) block_batch<1, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+      else if (U == 3 || rem == 2) block_batch<2, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+      else block_batch<3, SEG, NT, INT4, PAIR, SRC, F6E2M3>(p, scale_lut, wsrc, wssrc, wstride, sstride, ap, nw, acc);
+    } else {
+      BlockRaw<NT> r[U - 1];
 #pragma unroll
-    for (int u = 0; u < U - 1; ++u) {
-      const int v = u < rem ? u : 0;
-      load_block<SEG, NT, INT4, SRC>(wsrc + v * wstride, wssrc + v * sstride, advance<NT, SRC>(ap, v * nw), r[u]);
+      for (int u = 0; u < U - 1; ++u) {
+        const int v = u < rem ? u : 0;
+        load_block<SEG, NT, INT4, SRC>(wsrc + v * wstride, wssrc + v * sstride, advance<NT, SRC>(ap, v * nw), r[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < U - 1; ++u)
+        if (u < rem) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
     }
-#pragma unroll
-    for (int u = 0; u < U - 1; ++u)
-      if (u < rem) compute_block<SEG, NT, INT4, PAIR, F6E2M3>(p, scale_lut, r[u], acc);
   }
 }
 
@@ -822,8 +822,6 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   if constexpr (INT4 && NT == 1) single = q.M == 1;
   if constexpr (INT4) {
     if (!single && version >= 20) return launch_tiles<NT>(pdl, s, q, nkb);
-  }
-  if constexpr (INT4) {
     if (!single && version >= 17 && gemv_tile_warps_for<NT>(q.groups) == 4)
       return launch_after_prepass(gemv_frag<NT, true, true, kSrcTiles, 4>, grid, 4 * 32, pdl, s, q, nkb);
   }
@@ -840,7 +838,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
   MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19 || version == 20,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19)");
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19, 20)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -870,7 +868,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   // v14 also from 9 rows up where the rows kernel runs 8 row groups per CTA (large N): H100, 70/20/10,
   // Llama-3.1-8B gate_up M = 16 55.6-56.9 -> 51.5-52.1 us, M = 9 54.8-55.6 -> 50.3-54.2; on the smaller
   // layers (1 row group per CTA) it was slower there (qkv 18.5 -> 19.8, o 12.2 -> 13.4, down 25.5 -> 28.5).
-  // v20 keeps M = 9..16 on the token tiles there (launch_two_tiles; MICROMIX_GEMV_WIDE_ROWS=1 takes the
+  // v20 keeps M = 9..16 on the token tiles there (launch_tiles; MICROMIX_GEMV_WIDE_ROWS=1 takes the
   // rows kernel again, =0 also before v20; read per call).
   const std::string wide_env = env_knob("MICROMIX_GEMV_WIDE_ROWS", {"0", "1"});
   const bool wide_rows = wide_env.empty() ? version < 20 : wide_env == "1";
