@@ -6,7 +6,7 @@
 //              [--model llama3.1-8b|llama3.1-70b|qwen2.5-7b|qwen2.5-32b] [--mix NAME:F4:F6[:e2m3]] [--no-default-mixes]
 //   (--kernels: the mx_mixed_gemm versions timed for M > 16, 0 = the default dispatch; for M <= 16 its
 //   negative entries -1 - v pick row-major decode versions v (-1: the default) and kGemvPrepared*Kernel
-//   (-110 .. -120) prepared ones (then only those run; otherwise every prepared version runs); --model: the
+//   (-110 .. -121) prepared ones (then only those run; otherwise every prepared version runs); --model: the
 //   layer shapes; --mix: one more allocation, F4 / F6 the fractions of K in MXFP4 / MXFP6, e.g. the
 //   calibrated one printed by `micromix quantize`; --no-default-mixes: only the --mix ones, e.g. for ncu)
 //
@@ -37,145 +37,10 @@
 #include "micromix/cuda_mx.hpp"
 #include "micromix/mx_mixed.hpp"
 #include "bench_cuda_check.hpp"
-
-namespace {
+#include "bench_common.hpp"
 
 using namespace micromix;
-
-
-struct Rng {  // xorshift64*: fast random bytes for big buffers
-  uint64_t s = 0x9E3779B97F4A7C15ull;
-  uint64_t next() {
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return s * 0x2545F4914F6CDD1Dull;
-  }
-  float normalish() {  // Irwin-Hall(4), mean 0, var 1/3
-    float a = 0;
-    for (int i = 0; i < 4; ++i) a += static_cast<float>(next() >> 40) * (1.0f / 16777216.0f);
-    return (a - 2.0f) * 1.7320508f;
-  }
-};
-
-uint8_t* device_random_bytes(size_t n, Rng& g, bool fp8_no_nan) {
-  std::vector<uint8_t> h(n);
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = g.next();
-    for (size_t j = 0; j < 8 && i + j < n; ++j) {
-      uint8_t b = static_cast<uint8_t>(v >> (8 * j));
-      if (fp8_no_nan && (b & 0x7F) == 0x7F) b ^= 1;
-      h[i + j] = b;
-    }
-  }
-  uint8_t* d = nullptr;
-  CK(cudaMalloc(&d, n ? n : 1));
-  if (n) CK(cudaMemcpy(d, h.data(), n, cudaMemcpyHostToDevice));
-  return d;
-}
-
-// Realistic E8M0 scales for unit-range data: codes 116..131.
-uint8_t* device_random_scales(size_t n, Rng& g) {
-  std::vector<uint8_t> h(n);
-  for (auto& b : h) b = static_cast<uint8_t>(116 + g.next() % 16);
-  uint8_t* d = nullptr;
-  CK(cudaMalloc(&d, n ? n : 1));
-  if (n) CK(cudaMemcpy(d, h.data(), n, cudaMemcpyHostToDevice));
-  return d;
-}
-
-struct Timer {
-  int reps;
-  cudaStream_t stream;
-  // Median microseconds per launch; launch(i) runs the i-th call (rotate inputs by i).
-  double operator()(const std::function<void(int)>& launch) const {
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    int idx = 0;
-    for (int i = 0; i < 3; ++i) launch(idx++);
-    CK(cudaEventRecord(e0, stream));
-    launch(idx++);
-    CK(cudaEventRecord(e1, stream));
-    CK(cudaEventSynchronize(e1));
-    float ms = 0;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    const int inner = std::clamp(static_cast<int>(0.3 / std::max(ms, 1e-4f)), 1, 64);
-    std::vector<double> ts;
-    for (int r = 0; r < reps; ++r) {
-      CK(cudaEventRecord(e0, stream));
-      for (int j = 0; j < inner; ++j) launch(idx++);
-      CK(cudaEventRecord(e1, stream));
-      CK(cudaEventSynchronize(e1));
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      ts.push_back(1000.0 * ms / inner);
-    }
-    CK(cudaGetLastError());
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
-    std::sort(ts.begin(), ts.end());
-    return ts[ts.size() / 2];
-  }
-};
-
-struct Shape {
-  const char* name;
-  int64_t N, K;
-};
-
-struct Mix {
-  const char* name;
-  double f4, f6;  // fractions of K; FP8 gets the rest
-  bool e2m3 = false;  // MXFP6 as E2M3 (default E3M2)
-};
-
-mx::MixedSplit make_split(const Mix& m, int64_t K) {
-  const int64_t blocks = K / 32;
-  mx::MixedSplit s;
-  s.n4 = static_cast<int64_t>(std::llround(m.f4 * static_cast<double>(blocks))) * 32;
-  s.n6 = static_cast<int64_t>(std::llround(m.f6 * static_cast<double>(blocks))) * 32;
-  s.n6 = std::min(s.n6, K - s.n4);
-  s.n8 = K - s.n4 - s.n6;
-  if (m.e2m3) s.fp6 = mx::ElemFormat::fp6_e2m3;
-  return s;
-}
-
-size_t mixed_bytes(const mx::MixedSplit& s, int64_t rows) {
-  size_t b = 0;
-  for (int i = 0; i < mx::kSegments; ++i)
-    b += static_cast<size_t>(rows) * (mx::packed_row_bytes(s.format(i), s.count(i)) + static_cast<size_t>(s.count(i) / 32));
-  return b;
-}
-
-// A mixed matrix with random codes and scales on the device (owning).
-struct DevMixed {
-  std::vector<uint8_t*> bufs;
-  cuda::MxMixedDevice view;
-  cuda::MxMixedDeviceOut out;
-  DevMixed(const mx::MixedSplit& s, int64_t rows, Rng& g) {
-    view.rows = out.rows = rows;
-    view.split = out.split = s;
-    for (int i = 0; i < mx::kSegments; ++i) {
-      uint8_t* c = device_random_bytes(static_cast<size_t>(rows) * mx::packed_row_bytes(s.format(i), s.count(i)), g, i == 2);
-      uint8_t* sc = device_random_scales(static_cast<size_t>(rows * (s.count(i) / 32)), g);
-      bufs.push_back(c);
-      bufs.push_back(sc);
-      view.codes[i] = out.codes[i] = c;
-      view.scales[i] = out.scales[i] = sc;
-    }
-  }
-  ~DevMixed() {
-    for (auto* b : bufs) cudaFree(b);
-  }
-  DevMixed(const DevMixed&) = delete;
-  DevMixed& operator=(const DevMixed&) = delete;
-};
-
-int copies_for(size_t bytes_per_copy, size_t l2) {
-  return static_cast<int>(std::clamp<size_t>((2 * l2 + bytes_per_copy) / std::max<size_t>(bytes_per_copy, 1), 1, 32));
-}
-
-}  // namespace
+using namespace bench;
 
 int main(int argc, char** argv) {
   bool quick = false, small = false;
@@ -240,15 +105,11 @@ int main(int argc, char** argv) {
                    cuda::mx_mixed_gemm_versions(), -1 - v, -1 - cuda::mx_mixed_gemv_versions());
       return 2;
     }
-  if (!cuda::available()) {
-    std::printf("bench_gemm: no GPU: %s\n", cuda::describe().c_str());
-    return 0;
-  }
-  cudaDeviceProp prop{};
-  CK(cudaGetDeviceProperties(&prop, 0));
-  const size_t l2 = static_cast<size_t>(prop.l2CacheSize);
-  cudaStream_t stream;
-  CK(cudaStreamCreate(&stream));
+  if (no_gpu("bench_gemm")) return 0;
+  const GpuContext gpu;
+  const cudaDeviceProp& prop = gpu.prop;
+  const size_t l2 = gpu.l2;
+  const cudaStream_t stream = gpu.stream;
   const Timer timer{reps, stream};
   nlohmann::json rows = nlohmann::json::array();
   Rng g;
@@ -267,26 +128,10 @@ int main(int argc, char** argv) {
               l2 >> 20, copy_gbs);
   rows.push_back({{"kind", "copy"}, {"gbs", copy_gbs}, {"bytes", copy_bytes}, {"us", copy_us}});
 
-  cublasHandle_t blas;
-  CKB(cublasCreate(&blas));
-  CKB(cublasSetStream(blas, stream));
-  cublasLtHandle_t lt;
-  CKB(cublasLtCreate(&lt));
-  const size_t ws_bytes = size_t{64} << 20;
-  void* ws;
-  CK(cudaMalloc(&ws, ws_bytes));
-  float* d_one;
-  CK(cudaMalloc(&d_one, sizeof(float)));
-  const float one = 1.0f, zero = 0.0f;
-  CK(cudaMemcpy(d_one, &one, sizeof(float), cudaMemcpyHostToDevice));
+  const cublasHandle_t blas = gpu.blas;
 
-  // Layer shapes (N, K) from each model's config: q|k|v, o, gate|up, down.
-  std::vector<Shape> shapes;
-  if (model == "llama3.1-8b") shapes = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
-  else if (model == "llama3.1-70b") shapes = {{"qkv", 10240, 8192}, {"o", 8192, 8192}, {"gate_up", 57344, 8192}, {"down", 8192, 28672}};
-  else if (model == "qwen2.5-7b") shapes = {{"qkv", 4608, 3584}, {"o", 3584, 3584}, {"gate_up", 37888, 3584}, {"down", 3584, 18944}};
-  else if (model == "qwen2.5-32b") shapes = {{"qkv", 7168, 5120}, {"o", 5120, 5120}, {"gate_up", 55296, 5120}, {"down", 5120, 27648}};
-  else {
+  const std::vector<Shape> shapes = model_shapes(model);
+  if (shapes.empty()) {
     std::fprintf(stderr, "bench_gemm: unknown --model '%s' (llama3.1-8b, llama3.1-70b, qwen2.5-7b, qwen2.5-32b)\n", model.c_str());
     return 2;
   }
@@ -352,43 +197,15 @@ int main(int argc, char** argv) {
       CK(cudaMalloc(&y16, static_cast<size_t>(M * N) * 2));
       const double flop = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
 
-      // cuBLAS bf16: column-major y^T (N, M) = W (K, N)^T . x^T (K, M)
+      // The baselines: cuBLAS BF16, cuBLASLt FP8 E4M3 with per-tensor scales.
       const double t16 = quantize_only(M) ? NAN : timer([&](int i) {
-        CKB(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-                         &one, w16[static_cast<size_t>(i) % w16.size()], CUDA_R_16BF, static_cast<int>(K), x16,
-                         CUDA_R_16BF, static_cast<int>(K), &zero, y16, CUDA_R_16BF, static_cast<int>(N),
-                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        cublas_bf16_gemm(blas, M, N, K, w16[static_cast<size_t>(i) % w16.size()], x16, y16);
       });
-      // cuBLASLt fp8 e4m3 x e4m3 -> bf16 with per-tensor scales (device pointers), TN layout.
       double t8 = NAN;
       {
-        cublasLtMatmulDesc_t op;
-        CKB(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-        const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-        CKB(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-        CKB(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-        CKB(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &d_one, sizeof d_one));
-        CKB(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &d_one, sizeof d_one));
-        cublasLtMatrixLayout_t la, lb, lc;
-        CKB(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(N), K));
-        CKB(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, static_cast<uint64_t>(K), static_cast<uint64_t>(M), K));
-        CKB(cublasLtMatrixLayoutCreate(&lc, CUDA_R_16BF, static_cast<uint64_t>(N), static_cast<uint64_t>(M), N));
-        cublasLtMatmulPreference_t pref;
-        CKB(cublasLtMatmulPreferenceCreate(&pref));
-        CKB(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
-        cublasLtMatmulHeuristicResult_t res{};
-        int found = 0;
-        if (!quantize_only(M) &&
-            cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, lc, pref, 1, &res, &found) == CUBLAS_STATUS_SUCCESS && found > 0)
-          t8 = timer([&](int i) {
-            CKB(cublasLtMatmul(lt, op, &one, w8[static_cast<size_t>(i) % w8.size()], la, x8, lb, &zero, y16, lc, y16, lc,
-                               &res.algo, ws, ws_bytes, stream));
-          });
-        cublasLtMatmulPreferenceDestroy(pref);
-        cublasLtMatrixLayoutDestroy(la);
-        cublasLtMatrixLayoutDestroy(lb);
-        cublasLtMatrixLayoutDestroy(lc);
-        cublasLtMatmulDescDestroy(op);
+        const Fp8Gemm fp8(gpu.lt, M, N, K, gpu.d_one, gpu.ws, gpu.ws_bytes);
+        if (!quantize_only(M) && fp8.ok)
+          t8 = timer([&](int i) { fp8.run(w8[static_cast<size_t>(i) % w8.size()], x8, y16, stream); });
       }
       rows.push_back({{"kind", "gemm"}, {"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"impl", "cublas_bf16"},
                       {"us", t16}, {"tflops", flop / t16 * 1e-6}});
@@ -409,7 +226,7 @@ int main(int argc, char** argv) {
         cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
                                   mx::Rounding::even, stream);
         if (M >= 1024 && !std::strcmp(mixes[mi].name, "70/20/10")) {
-          for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9, 11}) {
+          for (int qv : {0, 1, 3, 4, 5, 6, 7, 8, 9, 11, 12}) {
             cuda::set_reorder_quantize_version(qv);
             const double tq = timer([&](int) {
               cuda::mx_reorder_quantize(reinterpret_cast<const uint16_t*>(x16), M, d_perm, xq.out, mx::ScaleRule::ocp,
@@ -440,7 +257,7 @@ int main(int argc, char** argv) {
           for (int k : kernel_list)
             if (k < 0) kernels.push_back(k);
         }
-        // --kernels naming prepared decode versions (-110 .. -120): those alone (with kernel 0, e.g. for ncu)
+        // --kernels naming prepared decode versions (-110 .. -121): those alone (with kernel 0, e.g. for ncu)
         const bool listed_prepared = std::any_of(kernel_list.begin(), kernel_list.end(), cuda::is_gemv_prepared_version_kernel);
         // (The "default" row is mx_mixed_gemm's dispatch on weights NOT prepared: at M <= 16 the unprepared
         // decode kernels v1-v9; the prepared path's default is its newest version's row, v20.)
@@ -464,6 +281,7 @@ int main(int argc, char** argv) {
           kernels.push_back(cuda::kGemvPreparedV17Kernel);
           kernels.push_back(cuda::kGemvPreparedV19Kernel);
           kernels.push_back(cuda::kGemvPreparedV20Kernel);
+          kernels.push_back(cuda::kGemvPreparedV21Kernel);
         }
         if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -496,6 +314,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV17Kernel) kname = "gemv v17 prepared weights (v14, M = 1 warps per row group by grid)";
           else if (kernel == cuda::kGemvPreparedV19Kernel) kname = "gemv v19 prepared weights (v17, M = 2-4 tokens decoded per CTA)";
           else if (kernel == cuda::kGemvPreparedV20Kernel) kname = "gemv v20 prepared weights (v19, M = 9-16 tile shape by grid)";
+          else if (kernel == cuda::kGemvPreparedV21Kernel) kname = "gemv v21 prepared weights (v20 as a dependent launch: back-to-back calls overlap, see bench_decode_linear)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);
@@ -524,8 +343,6 @@ int main(int argc, char** argv) {
     std::ofstream(json_path) << doc.dump(1) << "\n";
     std::printf("\nwrote %s\n", json_path.c_str());
   }
-  cublasDestroy(blas);
-  cublasLtDestroy(lt);
   return 0;
 }
 

@@ -100,6 +100,11 @@ int mx_mixed_gemv_versions();
 // M runs 64 rows (v13) or 16 rows (v10-v12) per launch; same contract as mx_mixed_gemv). The environment
 // variable MICROMIX_GEMV_RG (1, 2, 4 or 8; read once) overrides v13's row groups per CTA (benchmarks). The activations are decoded once per
 // call into a stream-ordered workspace (a small kernel before the GEMV).
+// Version 21 (the default) = v20 with the call's first kernel launched as a programmatic dependent of
+// the stream's previous kernel (meant to be the quantizer of a: the quantizers above let dependents
+// start at once): its CTAs start, prefetch weights into L2 and then wait (griddepcontrol.wait) for
+// that kernel's completion and memory, so the weight stream overlaps the quantizer. Any previous
+// kernel is waited for in full before a is read; nothing is written before that wait.
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
@@ -126,7 +131,7 @@ void mx_release_scratch();
 // v >= 1 GEMM version v; -1 the decode path's default, -1 - v decode version v (-2: v1, -3: v2);
 // kGemvPreparedKernel: mx_prepare_gemv_weights then mx_mixed_gemv_prepared; kGemmPreparedKernel:
 // mx_prepare_gemv_weights then mx_mixed_gemm_prepared.
-// kGemvPreparedV10Kernel .. V14, V17, V19, V20: the prepared decode path's numbered versions.
+// kGemvPreparedV10Kernel .. V14, V17, V19 .. V21: the prepared decode path's numbered versions.
 inline constexpr int kGemvPreparedKernel = -100;
 inline constexpr int kGemmPreparedKernel = -101;
 inline constexpr int kGemmPreparedV18Kernel = -118;  // mx_mixed_gemm_prepared version 18
@@ -138,10 +143,11 @@ inline constexpr int kGemvPreparedV14Kernel = -114;
 inline constexpr int kGemvPreparedV17Kernel = -117;  // v14 with fewer warps per row group at M = 1
 inline constexpr int kGemvPreparedV19Kernel = -119;  // v17 with the CTA decoding M = 2..4 tokens itself
 inline constexpr int kGemvPreparedV20Kernel = -120;  // v19 with the two-tile GEMV's shape by grid at M = 9..16
-// kGemvPreparedV10Kernel .. V20: a numbered prepared decode version (its number: -kernel - 100).
+inline constexpr int kGemvPreparedV21Kernel = -121;  // v20 launched as a programmatic dependent of the quantizer
+// kGemvPreparedV10Kernel .. V21: a numbered prepared decode version (its number: -kernel - 100).
 constexpr bool is_gemv_prepared_version_kernel(int kernel) {
   return (kernel >= kGemvPreparedV14Kernel && kernel <= kGemvPreparedV10Kernel) || kernel == kGemvPreparedV17Kernel ||
-         kernel == kGemvPreparedV19Kernel || kernel == kGemvPreparedV20Kernel;
+         kernel == kGemvPreparedV19Kernel || kernel == kGemvPreparedV20Kernel || kernel == kGemvPreparedV21Kernel;
 }
 // a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
 // address (tests: every op must reject such operands with an error).
@@ -151,6 +157,17 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,
                                            std::span<const int32_t> perm, const mx::MixedSplit& split,
                                            mx::ScaleRule rule, mx::Rounding r);
+
+// The decode linear as an engine runs it, on one stream without a host sync between the ops:
+// mx_rmsnorm_reorder_quantize (norm_weight: K bf16 values) or, with norm_weight empty,
+// mx_reorder_quantize, then mx_prepare_gemv_weights' layout of w read by mx_mixed_gemv_prepared
+// (version: 0 the default). Returns the quantized activations and y (M, N) as mx_mixed_gemm_host does.
+struct DecodeLinearResult {
+  mx::MxMixedMatrix xq;
+  std::vector<float> y;
+};
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, std::span<const uint16_t> norm_weight,
+                                         float eps, const mx::MxMixedMatrix& w, OutType out, int version);
 
 // Fused ops on host data (poisoned device outputs). weight: K bf16 or f32 values as bytes.
 mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,

@@ -25,6 +25,7 @@
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/mx_quantize_common.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
+#include "cuda/ptx_helpers.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -133,6 +134,7 @@ __device__ __forceinline__ void load_weight8(const void* w, int64_t g, float (&o
 
 template <Prologue P>
 __global__ void __launch_bounds__(kThreads) fused_quantize(FusedArgs p) {
+  ptx::griddep_launch_dependents();  // a decode GEMV launched as our programmatic dependent (v21) may start now
   extern __shared__ uint4 s_raw[];
   __shared__ float s_warp[kThreads / 32];
   const int64_t row = blockIdx.x;

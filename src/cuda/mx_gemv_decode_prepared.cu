@@ -76,6 +76,14 @@
 // (gate_up). H100, 70/20/10, v19 -> v20 in one process: Llama-3.1-8B qkv 15.7 -> 15.4 us, gate_up 51.6-52.8
 // -> 50.4-52.0; 70B qkv 39.1-39.7 -> 37.0-37.6, gate_up 183-187 -> 170; Qwen2.5-32B gate_up 119 -> 108-110,
 // down 62.3-63.4 -> 56.7-57.9 (o 16.5-16.7 -> 16.8-16.9); Qwen2.5-7B gate_up 72-73 -> 57-58.
+//
+// v21 (the default since session 14): v20's kernels, the call's first one (the fused kernel, or the
+// pre-pass) launched as a programmatic dependent of the stream's previous kernel, which in an engine
+// is the quantizer of the activations (the quantizers call griddepcontrol.launch_dependents first
+// thing). The fused kernels then prefetch their first weight batches into L2 before waiting
+// (griddepcontrol.wait) for the activations, so that the weight stream overlaps the quantizer. Same
+// arithmetic, bit-identical results (tests: CudaMxDecodeChain). Measured end to end, producer
+// kernel + GEMM, by bench/bench_decode_linear.cu (bench/RESULTS.md, session 14).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -412,10 +420,11 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? two_
   constexpr int MP = token_slots(SRC);  // v19's token slots per K block (0: not v19's kernel)
   FusedAct f{fused_smem, reinterpret_cast<float*>(fused_smem + nkb * (MP > 0 ? MP : 1) * 4)};
   if constexpr (SRC == kSrcTokenGlobal) f = FusedAct{const_cast<uint4*>(p.act), const_cast<float*>(p.act_s)};
-  if constexpr (SRC == kSrcTiles || SRC == kSrcTokenGlobal) {
-    // After the pre-pass (prepare_activations). Launched programmatically (v12) this CTA may start
-    // while the pre-pass runs: its first weight batches go to L2 first, then it waits for the
-    // pre-pass's activations (a no-op after an ordinary launch).
+  // After the pre-pass (prepare_activations), or (v21) after the kernel that produced the activations
+  // where this kernel decodes them itself. Launched programmatically (v12, v21) this CTA may start
+  // while that kernel runs: its first weight batches go to L2 first, then it waits for the
+  // activations (a no-op after an ordinary launch).
+  if (SRC == kSrcTiles || SRC == kSrcTokenGlobal || p.chained) {
     if constexpr (SPLIT) {  // this warp's own segment only
       const int w0 = p.seg_warps[0], w1 = p.seg_warps[1];
       if (warp < w0) prefetch_first_blocks<0, kWarps>(p, pl, warp, lane, w0);
@@ -502,6 +511,7 @@ __global__ void prepare_segment(const uint8_t* __restrict__ codes, const uint8_t
 // whole warps (decode_act_quarter shuffles within quads).
 __global__ void prepare_token(V10Args p, int nkb, uint4* __restrict__ b, float* __restrict__ s) {
   griddep_launch_dependents();  // the GEMV's CTAs may start and prefetch their weights now
+  griddep_wait();               // v21: the producer's activations (a no-op after an ordinary launch)
   decode_token_quarter<kActInt4>(p, nkb, static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x), FusedAct{b, s});
 }
 
@@ -640,9 +650,8 @@ void launch_fused_as(bool sixteen, size_t smem, cudaStream_t s, const V10Args& q
   }();
   (void)attributes_set;
   const auto grid = static_cast<unsigned>(q.groups);
-  if (sixteen) gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT, SPLIT><<<grid, 16 * 32, smem, s>>>(q, nkb);
-  else gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT, SPLIT><<<grid, 8 * 32, smem, s>>>(q, nkb);
-  MM_CUDA_CHECK(cudaGetLastError());
+  if (sixteen) launch_programmatic(gemv_frag<1, true, false, kSrcTokenSmem, 16, EXACT, SPLIT>, grid, 16 * 32, smem, q.chained, s, q, nkb);
+  else launch_programmatic(gemv_frag<1, true, false, kSrcTokenSmem, 8, EXACT, SPLIT>, grid, 8 * 32, smem, q.chained, s, q, nkb);
 }
 
 template <bool EXACT>
@@ -753,12 +762,11 @@ bool launch_fused_tokens_as(cudaStream_t s, const V10Args& q, int nkb) {
   const size_t smem = static_cast<size_t>(nkb) * MP * kFusedBytesPerBlock;
   const auto grid = static_cast<unsigned>(q.groups);
   if (q.groups <= fused_tokens_resident<SRC, 16>()) {  // 64 registers, no spills (ptxas)
-    gemv_frag<1, true, true, SRC, 16, true><<<grid, 16 * 32, smem, s>>>(q, nkb);
+    launch_programmatic(gemv_frag<1, true, true, SRC, 16, true>, grid, 16 * 32, smem, q.chained, s, q, nkb);
   } else {
     if (q.groups > fused_tokens_resident<SRC, kWarpsDefault>()) return false;
-    gemv_frag<1, true, true, SRC, kWarpsDefault, true><<<grid, kWarpsDefault * 32, smem, s>>>(q, nkb);
+    launch_programmatic(gemv_frag<1, true, true, SRC, kWarpsDefault, true>, grid, kWarpsDefault * 32, smem, q.chained, s, q, nkb);
   }
-  MM_CUDA_CHECK(cudaGetLastError());
   return true;
 }
 
@@ -798,9 +806,9 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
       if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 68
       q.act = reinterpret_cast<uint4*>(ws);
       q.act_s = reinterpret_cast<float*>(ws + static_cast<size_t>(nkb) * 64);
-      prepare_token<<<static_cast<unsigned>((nkb * 4 + 255) / 256), 256, 0, s>>>(
-          q, nkb, const_cast<uint4*>(q.act), const_cast<float*>(q.act_s));
-      MM_CUDA_CHECK(cudaGetLastError());
+      const auto ctas = static_cast<unsigned>((nkb * 4 + 255) / 256);
+      launch_programmatic(prepare_token, ctas, 256, 0, chain_prepass(q), s, q, nkb, const_cast<uint4*>(q.act),
+                          const_cast<float*>(q.act_s));
       if (version >= 17 && exact) launch_token_warps<true>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
       else if (version >= 17) launch_token_warps<false>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
       else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
@@ -815,8 +823,8 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
   if (nkb > 0) {
     const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
     const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
-    prepare_activations<NT, INT4><<<blocks, 256, 0, s>>>(q, nkb, act, act_s, nullptr);
-    MM_CUDA_CHECK(cudaGetLastError());
+    launch_programmatic(prepare_activations<NT, INT4>, blocks, 256, 0, chain_prepass(q), s, q, nkb, act, act_s,
+                        static_cast<int*>(nullptr));
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
@@ -831,14 +839,30 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
 
 }  // namespace
 
-int mx_mixed_gemv_prepared_default_version() { return 20; }
+// v21's pre-pass launched early only up to K = 5120: launched early, its CTAs hold their SM slots
+// while they wait for the quantizer (longer at larger K: 6.0 us at K = 4096, 9.9 at 14336 for the
+// RMSNorm quantizer at M <= 16), and the GEMV's CTAs, launched early behind them, find fewer slots;
+// a one-wave GEMV's CTAs that do not fit start only after the wait, as a tail. H100, 70/20/10, v20
+// -> v21 chains (bench_decode_linear, session 14): K = 4096 (8B qkv / o / gate_up, M = 2..16) 0.5-1.8
+// us faster, K = 5120 (Qwen2.5-32B qkv / o) 1.5-1.9 faster; K = 8192 (70B qkv M = 4: 39.0 -> 42.5, o M
+// = 16: 38.9 -> 43.8) and K >= 14336 (8B down M = 16: 38.4 -> 42.4, Qwen2.5-32B down 70.2 -> 87.2)
+// slower, whether the pre-pass had 32 CTAs or 112. MICROMIX_GEMV_CHAIN_PREPASS (0, 128, 160, 256,
+// all: the most K blocks launched early) overrides the limit, read per call.
+bool gemvp::chain_prepass(const V10Args& q) {
+  if (!q.chained) return false;
+  const std::string v = env_knob("MICROMIX_GEMV_CHAIN_PREPASS", {"0", "128", "160", "256", "all"});
+  if (v == "all") return true;
+  return q.nb[0] + q.nb[1] + q.nb[2] <= (v.empty() ? 160 : std::stoi(v));
+}
+
+int mx_mixed_gemv_prepared_default_version() { return 21; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
                             void* stream, int version) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19 || version == 20,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19, 20)");
+  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19 || version == 20 || version == 21,
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19 .. 21)");
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -853,6 +877,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   p.y = d_y;
   p.out_f32 = out == OutType::f32;
   p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
+  p.chained = version >= 21;
   const auto s = static_cast<cudaStream_t>(stream);
   p.seg_start[0] = 0;
   p.seg_start[1] = p.nb[0];

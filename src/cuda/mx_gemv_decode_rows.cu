@@ -241,8 +241,8 @@ void prepass_rows(V10Args& q, int nkb, uint8_t* ws, cudaStream_t s) {
   q.act_tiles = TILES;
   if (nkb == 0) return;  // K = 0: the GEMV still writes its zeros
   const int64_t threads = static_cast<int64_t>(nkb) * 8 * TILES * 4;
-  prepare_activations<TILES, kActBf16><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(q, nkb, act, act_s, act_f);
-  MM_CUDA_CHECK(cudaGetLastError());
+  const auto ctas = static_cast<unsigned>((threads + 255) / 256);
+  launch_programmatic(prepare_activations<TILES, kActBf16>, ctas, 256, 0, chain_prepass(q), s, q, nkb, act, act_s, act_f);
 }
 
 }  // namespace

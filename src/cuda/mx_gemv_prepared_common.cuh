@@ -32,6 +32,7 @@ struct V10Args {
   int seg_start[3];    // first K block of each segment
   int seg_warps[3];    // v17 with segment-specialised warps: warps per row group given to each segment
   int lean_prologue;   // v19: the prologue by decode_tokens_segment (MICROMIX_GEMV_LEAN_PROLOGUE, default 1)
+  int chained;         // v21: the call's first kernel is a programmatic dependent of the activations' producer
 };
 
 __host__ __device__ constexpr int block_bytes(int seg) { return seg == 0 ? 16 : seg == 1 ? 24 : 32; }
@@ -293,6 +294,7 @@ template <int NT, int MODE>
 __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s,
                                     int* __restrict__ act_f) {
   griddep_launch_dependents();  // v12, v13: the GEMV's CTAs may start and prefetch their weights now
+  griddep_wait();               // v21: the producer's activations (a no-op after an ordinary launch)
   static_assert(256 % (32 * NT) == 0, "a K block's threads in one CTA");
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   const bool live = i < nkb * 8 * NT * 4;
@@ -318,21 +320,34 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
   if (q == 0) act_s[kt] = d.s;
 }
 
-// gemv_frag after the activation pre-pass; pdl (v12): as a programmatic dependent launch, so that its
-// CTAs start (and prefetch weights) while the pre-pass runs.
-template <class Kernel>
-void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+// kernel<<<grid, threads, smem, s>>>(args...), with pdl as a programmatic dependent launch of the
+// stream's previous kernel (its CTAs may start before that one has finished; they must
+// griddepcontrol.wait before reading its results).
+template <class Kernel, class... Args>
+void launch_programmatic(Kernel kernel, unsigned grid, unsigned threads, size_t smem, bool pdl, cudaStream_t s, Args... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(grid);
   cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 1 : 0;
-  MM_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, nkb));
+  MM_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
+
+// gemv_frag after the activation pre-pass; pdl (v12): as a programmatic dependent launch, so that its
+// CTAs start (and prefetch weights) while the pre-pass runs.
+template <class Kernel>
+void launch_after_prepass(Kernel kernel, unsigned grid, unsigned threads, bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
+  launch_programmatic(kernel, grid, threads, 0, pdl, s, q, nkb);
+}
+
+// v21: whether the activation pre-pass is launched as a programmatic dependent of the producer
+// (q.chained) or after it has finished (mx_gemv_decode_prepared.cu says why).
+bool chain_prepass(const V10Args& q);
 
 // v13 (mx_gemv_decode_rows.cu): up to kRowsTokens rows per launch pair (pre-pass + GEMV) on a
 // workspace of gemv_rows_workspace(nkb) bytes (nkb: K blocks).

@@ -23,12 +23,14 @@
 // integer-pipe work cut (the pipe ncu found busiest): FP4 codes as rint of a piecewise-linear map in
 // f16 arithmetic (fp4_codes_f16), the block max by bf16 max of magnitudes, FP6 without float
 // clamps, and two column groups of staging loads in flight at K <= 8192.
+// v12 (same file, the default): v11 with each row group's K split over several CTAs at small M.
 #include <cuda_bf16.h>
 
 #include "cuda/mx_kernel_versions.hpp"
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/mx_quantize_common.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
+#include "cuda/ptx_helpers.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -74,6 +76,7 @@ __device__ inline unsigned block_scale(const Fmt& f, bool ceil_rule, uint32_t am
 }
 
 __global__ void __launch_bounds__(256) reorder_quantize_v1(QuantArgs p) {
+  ptx::griddep_launch_dependents();  // a decode GEMV launched as our programmatic dependent (v21) may start now
   extern __shared__ uint4 s_row_raw[];
   const uint16_t* s_row = reinterpret_cast<const uint16_t*>(s_row_raw);
   const int64_t row = blockIdx.x;
@@ -126,10 +129,11 @@ int g_version = 0;  // set_reorder_quantize_version
 
 }  // namespace
 
-int reorder_quantize_versions() { return 11; }
+int reorder_quantize_versions() { return 12; }
 
 void set_reorder_quantize_version(int v) {
-  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 9) || v == 11, "set_reorder_quantize_version: no version " + std::to_string(v));
+  MM_CUDA_REQUIRE(v == 0 || v == 1 || (v >= 3 && v <= 9) || v == 11 || v == 12,
+                  "set_reorder_quantize_version: no version " + std::to_string(v));
   g_version = v;
 }
 
@@ -149,7 +153,8 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
   MM_CUDA_REQUIRE(M <= 0x7fffffff, "mx_reorder_quantize: M too large");
   // Default: v11 (H100, 2026-11-26 session 8, M = 8192, K = 4096 / 14336: 0.71 / 0.75 of copy; v9
   // 0.67 / 0.73 in the same run).
-  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 11 : g_version, d_x, M, d_perm, out, rule, r, stream))
+  // v12 = v11 with K split over CTAs where the row groups alone would not fill the GPU (M <= 16).
+  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 12 : g_version, d_x, M, d_perm, out, rule, r, stream))
     return;
   QuantArgs p{};
   p.x = d_x;

@@ -27,7 +27,9 @@
 // group are XOR-permuted so that the 16-byte staging stores of 8 consecutive lanes hit 32 banks.
 #include <cuda_bf16.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "cuda/fused_prologue_math.hpp"
 #include "cuda/mx_mixed_device.cuh"
@@ -73,6 +75,7 @@ struct V3Args {
   int fp6_e2m3;
   int ceil_rule;
   uint32_t even;  // 1: ties to even, 0: ties away
+  int split_units;  // v12: units (8 permuted columns) quantized per CTA, CTAs along y (0: all of K)
 };
 
 // Byte offset of column c in the staged row group (see the swizzle note above).
@@ -366,6 +369,7 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
 // issue slots, 13 cycles between issues per warp).
 template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
+  ptx::griddep_launch_dependents();  // a decode GEMV launched as our programmatic dependent (v21) may start now
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * R;
@@ -492,10 +496,13 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   }
 
   // Quantize: the lane owns unit u = 8 permuted columns = quarter q of MX block u / 4. Loop bounds
-  // are warp-uniform so that every lane takes part in the shuffles.
-  for (int u0 = warp * 32; u0 < units; u0 += 256) {
+  // are warp-uniform so that every lane takes part in the shuffles. v12: this CTA's units only
+  // (split_units a multiple of 32: a block's 4 units stay in one warp's lane quad).
+  const int u_begin = p.split_units ? static_cast<int>(blockIdx.y) * p.split_units : 0;
+  const int u_end = p.split_units ? min(units, u_begin + p.split_units) : units;
+  for (int u0 = u_begin + warp * 32; u0 < u_end; u0 += 256) {
     const int u = u0 + lane;
-    const bool active = u < units;
+    const bool active = u < u_end;
     const int b = u >> 2, q = u & 3;
     uint32_t g[R / 2][8];
     if (active) {
@@ -604,7 +611,9 @@ void launch_v3(const V3Args& p, cudaStream_t stream) {
   }();
   (void)attrs_set;
   const int64_t grid = (p.M + R - 1) / R;
-  kernel<<<static_cast<unsigned>(grid), 256, smem, stream>>>(p);
+  const int64_t units = p.K / 8;
+  const int64_t splits = p.split_units ? (units + p.split_units - 1) / p.split_units : 1;
+  kernel<<<dim3(static_cast<unsigned>(grid), static_cast<unsigned>(splits)), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -653,8 +662,38 @@ bool make_v3_args(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const M
 // F16 = v11: v9's shapes with v11's encoders (fp4_codes_f16, the FP6 words without float clamps) and,
 // without a prologue, two column groups of staging loads in flight at K <= 8192 (with v9's integer
 // encoder the same change lost: v7; with the integer pipe relieved it gains 3%, bench/GPU_NOTES.md).
+// launch_v9's dynamic shared memory per CTA: the staged rows (2 bytes per column, R rows) and, for
+// RMSNorm, the weight as floats; within the 200 KB the kernels are allowed, or v9 does not apply.
+bool v9_fits(int pro, int64_t K) {
+  const int64_t rows = K <= 8192 ? 4 : 2;
+  const bool rms = pro == kProRmsBf16 || pro == kProRmsF32;
+  return K * 2 * rows + (rms ? K * 4 : 0) <= 200 * 1024;
+}
+
+// v12 (the default; also the fused RMSNorm / SwiGLU quantizers): v11, and where its grid of row
+// groups is small (M <= 16 on an H100) each row group's K split over CTAs of split_units units, every
+// CTA staging (and normalizing) the whole rows but quantizing only its part. Why: at M <= 16 the
+// quantizer ran as 1-8 CTAs, each walking all of K (H100, session 14: 6.0 us at K = 4096 and 9.9 us at
+// K = 14336 with RMSNorm, where a plain RMSNorm kernel takes 4.4-4.5 us), in front of every decode
+// GEMV. The staging and the RMSNorm sum run in every CTA in the same order: bit-identical output.
+// MICROMIX_QUANTIZE_SPLIT (0, 64, 128, 256, 512 units per CTA; default 256) overrides it, read per call.
+int quantize_split_units(int64_t row_ctas) {
+  const char* e = std::getenv("MICROMIX_QUANTIZE_SPLIT");
+  const std::string v = e ? e : "";
+  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "64" || v == "128" || v == "256" || v == "512",
+                  "MICROMIX_QUANTIZE_SPLIT must be one of 0, 64, 128, 256, 512, got '" + v + "'");
+  static const int sms = [] {
+    int dev = 0, n = 132;
+    if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n;
+  }();
+  if (row_ctas * 8 > sms) return 0;  // enough row groups to fill the GPU
+  return v.empty() ? 256 : std::stoi(v);
+}
+
 template <int PRO, bool F16 = false>
-void launch_v9(const V3Args& p, cudaStream_t stream) {
+void launch_v9(V3Args p, cudaStream_t stream, bool split = false) {
+  if (split) p.split_units = quantize_split_units((p.M + (p.K <= 8192 ? 3 : 1)) / (p.K <= 8192 ? 4 : 2));
   // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling.)
   constexpr int kMinBlocks = PRO == kProNone ? 5 : 4;
   constexpr int kAhead = F16 && PRO == kProNone ? 2 : 1;
@@ -670,14 +709,16 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
                                          cudaStream_t stream) {
   V3Args p;
   if (r != mx::Rounding::even || !make_v3_args(d_x, M, d_perm, out, rule, r, p)) return false;
+  const int pro = kind == FusedPrologue::swiglu ? kProSwiglu : kind == FusedPrologue::rms_f32w ? kProRmsF32 : kProRmsBf16;
+  if (!v9_fits(pro, p.K)) return false;  // RMSNorm beyond K = 25600: the one-row kernel (mx_fused_quantize.cu)
   if (M == 0 || p.K == 0) return true;
   p.up = d_up;
   p.w = d_w;
   p.ld = ld;
   p.eps = eps;
-  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu, true>(p, stream);
-  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream);
-  else launch_v9<kProRmsBf16, true>(p, stream);
+  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu, true>(p, stream, true);
+  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream, true);
+  else launch_v9<kProRmsBf16, true>(p, stream, true);
   return true;
 }
 
@@ -692,8 +733,8 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
     launch_v3<2, true, 5, true, 4>(p, stream);
   } else if (fast && version == 9) {
     launch_v9<kProNone>(p, stream);
-  } else if (fast && version == 11) {
-    launch_v9<kProNone, true>(p, stream);
+  } else if (fast && (version == 11 || version == 12)) {
+    launch_v9<kProNone, true>(p, stream, version == 12);
 
   } else if (K <= 14336) {
     if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);

@@ -33,11 +33,39 @@ struct DeviceMixed {
   }
 };
 
-float bf16_bits_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
+// w on the device in mx_prepare_gemv_weights' layout (poisoned first: the preparation must write
+// every byte); synchronous.
+struct PreparedWeights {
+  DeviceMixed raw, prepared;
+  explicit PreparedWeights(const mx::MxMixedMatrix& w) : raw(w), prepared(w) {
+    MxMixedDeviceOut po;
+    po.rows = prepared.view.rows;
+    po.split = prepared.view.split;
+    for (int s = 0; s < mx::kSegments; ++s) {
+      po.codes[s] = const_cast<uint8_t*>(prepared.view.codes[s]);
+      po.scales[s] = const_cast<uint8_t*>(prepared.view.scales[s]);
+      if (!w.seg[s].codes.empty()) MM_CUDA_CHECK(cudaMemset(prepared.codes[s]->ptr, 0xFF, w.seg[s].codes.size()));
+      if (!w.seg[s].scales.empty()) MM_CUDA_CHECK(cudaMemset(prepared.scales[s]->ptr, 0xFF, w.seg[s].scales.size()));
+    }
+    mx_prepare_gemv_weights(raw.view, po, nullptr);
+    MM_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+};
+
+// y (n elements of out's type) copied back as floats.
+std::vector<float> copy_back(const DeviceBuffer<uint8_t>& y, size_t n, OutType out) {
+  std::vector<float> result(n);
+  if (out == OutType::f32) {
+    if (n) MM_CUDA_CHECK(cudaMemcpy(result.data(), y.ptr, n * 4, cudaMemcpyDeviceToHost));
+  } else {
+    std::vector<uint16_t> h(n);
+    if (n) MM_CUDA_CHECK(cudaMemcpy(h.data(), y.ptr, n * 2, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t u = static_cast<uint32_t>(h[i]) << 16;
+      std::memcpy(&result[i], &u, 4);
+    }
+  }
+  return result;
 }
 
 }  // namespace
@@ -54,38 +82,58 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
   const bool gemv_prepared = kernel == kGemvPreparedKernel || is_gemv_prepared_version_kernel(kernel);
   if (gemv_prepared || kernel == kGemmPreparedKernel || kernel == kGemmPreparedV18Kernel) {
-    const DeviceMixed prepared(w);  // same arrays and sizes; overwritten by the preparation
-    MxMixedDeviceOut po;
-    po.rows = prepared.view.rows;
-    po.split = prepared.view.split;
-    for (int s = 0; s < mx::kSegments; ++s) {
-      po.codes[s] = const_cast<uint8_t*>(prepared.view.codes[s]);
-      po.scales[s] = const_cast<uint8_t*>(prepared.view.scales[s]);
-    }
-    for (int s = 0; s < mx::kSegments; ++s) {  // poison: the preparation must write every byte
-      if (!w.seg[s].codes.empty()) MM_CUDA_CHECK(cudaMemset(prepared.codes[s]->ptr, 0xFF, w.seg[s].codes.size()));
-      if (!w.seg[s].scales.empty()) MM_CUDA_CHECK(cudaMemset(prepared.scales[s]->ptr, 0xFF, w.seg[s].scales.size()));
-    }
-    mx_prepare_gemv_weights(dw.view, po, nullptr);
+    const PreparedWeights pw(w);
     if (gemv_prepared)
-      mx_mixed_gemv_prepared(da.view, prepared.view, y.ptr, out, nullptr,
+      mx_mixed_gemv_prepared(da.view, pw.prepared.view, y.ptr, out, nullptr,
                              kernel == kGemvPreparedKernel ? 0 : -kernel - 100);
-    else mx_mixed_gemm_prepared(da.view, prepared.view, y.ptr, out, nullptr, kernel == kGemmPreparedV18Kernel ? 18 : 0);
+    else mx_mixed_gemm_prepared(da.view, pw.prepared.view, y.ptr, out, nullptr, kernel == kGemmPreparedV18Kernel ? 18 : 0);
   } else if (kernel < 0) {
     mx_mixed_gemv(da.view, dw.view, y.ptr, out, nullptr, kernel == -1 ? 0 : -kernel - 1);
   } else {
     mx_mixed_gemm(da.view, dw.view, y.ptr, out, kernel, nullptr);
   }
   MM_CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> result(n);
-  if (out == OutType::f32) {
-    if (n) MM_CUDA_CHECK(cudaMemcpy(result.data(), y.ptr, n * 4, cudaMemcpyDeviceToHost));
-  } else {
-    std::vector<uint16_t> h(n);
-    if (n) MM_CUDA_CHECK(cudaMemcpy(h.data(), y.ptr, n * 2, cudaMemcpyDeviceToHost));
-    for (size_t i = 0; i < n; ++i) result[i] = bf16_bits_to_float(h[i]);
-  }
-  return result;
+  return copy_back(y, n, out);
+}
+
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, std::span<const uint16_t> norm_weight,
+                                         float eps, const mx::MxMixedMatrix& w, OutType out, int version) {
+  const int64_t K = w.cols;
+  MM_CUDA_REQUIRE(M >= 0 && x.size() == static_cast<size_t>(M * K), "mx_quantize_gemv_host: x is not M x K");
+  MM_CUDA_REQUIRE(norm_weight.empty() || norm_weight.size() == static_cast<size_t>(K), "mx_quantize_gemv_host: norm weight size");
+  MM_CUDA_REQUIRE(w.perm.size() == static_cast<size_t>(K), "mx_quantize_gemv_host: w has no permutation of its K columns");
+  const PreparedWeights pw(w);
+  const auto dx = mixed::to_device(x);
+  const auto dnorm = mixed::to_device(norm_weight);
+  const size_t n = static_cast<size_t>(M * w.rows), elem = out == OutType::f32 ? 4 : 2;
+  DeviceBuffer<uint8_t> y(n * elem);
+  if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
+  struct Stream {  // destroyed on every exit (an op may refuse its arguments mid-chain)
+    cudaStream_t s = nullptr;
+    Stream() { MM_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+    ~Stream() {
+      cudaStreamSynchronize(s);
+      cudaStreamDestroy(s);
+    }
+  } owned;
+  const cudaStream_t stream = owned.s;
+  DecodeLinearResult r;
+  r.xq = mixed::quantize_on_host(M, K, w.perm, w.split, [&](const int32_t* dp, const MxMixedDeviceOut& xo) {
+    MM_CUDA_CHECK(cudaDeviceSynchronize());  // the poison and the copies in, before the stream starts
+    if (norm_weight.empty()) mx_reorder_quantize(dx->ptr, M, dp, xo, mx::ScaleRule::ocp, mx::Rounding::even, stream);
+    else mx_rmsnorm_reorder_quantize(dx->ptr, M, dnorm->ptr, WeightType::bf16, eps, dp, xo, mx::ScaleRule::ocp,
+                                     mx::Rounding::even, stream);
+    MxMixedDevice a;
+    a.rows = xo.rows;
+    a.split = xo.split;
+    for (int s = 0; s < mx::kSegments; ++s) {
+      a.codes[s] = xo.codes[s];
+      a.scales[s] = xo.scales[s];
+    }
+    mx_mixed_gemv_prepared(a, pw.prepared.view, y.ptr, out, stream, version);
+  });
+  r.y = copy_back(y, n, out);
+  return r;
 }
 
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,

@@ -40,6 +40,10 @@ void mx_release_scratch() {}
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int, int) {
   fail("mx_mixed_gemm: micromix was built without CUDA");
 }
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t>, int64_t, std::span<const uint16_t>, float,
+                                         const mx::MxMixedMatrix&, OutType, int) {
+  fail("mx_quantize_gemv: micromix was built without CUDA");
+}
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const int32_t>,
                                            const mx::MixedSplit&, mx::ScaleRule, mx::Rounding) {
   fail("mx_reorder_quantize: micromix was built without CUDA");

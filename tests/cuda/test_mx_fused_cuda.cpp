@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "cuda/fused_prologue_math.hpp"
@@ -210,9 +211,11 @@ TEST(CudaMxFused, SwigluBitIdenticalRandomShapes) {
   }
 }
 
+// K = 28672 / 27648 (Llama-3.1-70B's and Qwen2.5-32B's intermediate size): past the shared memory of v9's
+// RMSNorm staging (8 bytes per column), where the op takes its one-row kernel.
 TEST(CudaMxFused, SingleFormatSplitsAndLargeK) {
   SKIP_WITHOUT_GPU();
-  for (const int64_t K : {int64_t{32}, int64_t{14336}}) {
+  for (const int64_t K : {int64_t{32}, int64_t{14336}, int64_t{28672}}) {
     for (int which = 0; which < 3; ++which) {
       MixedSplit s;
       s.n4 = which == 0 ? K : 0;
@@ -223,6 +226,26 @@ TEST(CudaMxFused, SingleFormatSplitsAndLargeK) {
       check_swiglu(3, K, s, ScaleRule::ocp, Rounding::even, which == 1);
       if (HasFatalFailure()) return;
     }
+  }
+}
+
+// The quantizers' K split at small M (mx_reorder_quantize_v3.cu, v12; every CTA sums the whole row's
+// squares in the same order): every split size, K with a short last part, R = 4 and R = 2 shapes.
+TEST(CudaMxFused, SplitKBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  struct Unset {
+    ~Unset() { unsetenv("MICROMIX_QUANTIZE_SPLIT"); }
+  } unset;
+  for (const char* split : {"64", "256", "512"}) {
+    ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", split, 1), 0);
+    for (int64_t M : {1, 5, 16})
+      for (int64_t K : {int64_t{32 * 37}, int64_t{4096}, int64_t{32 * 449}}) {
+        const MixedSplit s = random_split(K);
+        check_rmsnorm(M, K, s, ScaleRule::ocp, Rounding::even, M == 5 ? cuda::WeightType::f32 : cuda::WeightType::bf16,
+                      to_bf16(llm_like(M, K)));
+        check_swiglu(M, K, s, ScaleRule::ocp, Rounding::even, M == 1);
+        if (HasFatalFailure()) return;
+      }
   }
 }
 
@@ -280,4 +303,65 @@ TEST(CudaMxFused, EmptyMAndBadArguments) {
                                                       cuda::WeightType::f32, 1e-5f, perm, s, ScaleRule::ocp,
                                                       Rounding::even),
                micromix::Error);
+}
+
+// The decode linear as an engine runs it (mx_quantize_gemv_host: the quantizer, plain or fused with
+// RMSNorm, then the prepared GEMV on one stream with no host sync between them). v21 launches the
+// GEMV's first kernel as a programmatic dependent of the quantizer: its CTAs run (prefetching weights)
+// while the quantizer still writes the activations, and must wait for them. So: the activations the
+// chain produced equal the host quantizer's bit for bit; y is the double product of those operands
+// (relative Frobenius <= 1e-5, as every GEMM test); v21's y equals v20's bit for bit (same kernels).
+// 16 row groups run in one wave (the fused M = 1 kernel, v19's per-CTA tokens at M = 2..4), 1600 in
+// several (the one-token pre-pass, the token tiles); M = 17 and 40 take the rows kernel. Every case
+// runs with the pre-pass launched early (MICROMIX_GEMV_CHAIN_PREPASS=all) and after the quantizer (=0).
+TEST(CudaMxDecodeChain, QuantizerThenGemvOnOneStream) {
+  SKIP_WITHOUT_GPU();
+  struct Unset {
+    ~Unset() { unsetenv("MICROMIX_GEMV_CHAIN_PREPASS"); }
+  } unset;
+  int trial = 0;
+  for (const char* chain : {"all", "0"}) {
+    for (int64_t groups : {int64_t{16}, int64_t{1600}}) {
+      for (int64_t M : {1, 2, 3, 5, 8, 9, 16, 17, 40}) {
+        if (groups == 1600 && (M > 16 || std::getenv("MICROMIX_TEST_SANITIZER"))) continue;
+        ASSERT_EQ(setenv("MICROMIX_GEMV_CHAIN_PREPASS", chain, 1), 0);
+        const int64_t N = 16 * groups, K = groups == 16 ? 2048 : 512;
+        MixedSplit split = random_split(K);
+        split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+        const bool norm = trial++ % 3 != 2;
+        const auto perm = random_permutation(K);
+        const auto wq = quantize_mixed(llm_like(N, K), N, K, perm, split);
+        const auto xh = to_bf16(llm_like(M, K));
+        std::vector<uint16_t> nw;
+        std::vector<uint16_t> xin = xh;
+        if (norm) {
+          nw = to_bf16(norm_weight(K));
+          xin = rmsnorm_ref(xh, M, K, widen(nw), 1e-5f);
+        }
+        const auto xref = quantize_mixed(widen(xin), M, K, perm, split);
+        const std::string what = std::string(norm ? "rmsnorm" : "plain") + " quantizer, " + describe(M, K, split, ScaleRule::ocp, Rounding::even) +
+                                 " N=" + std::to_string(N) + " MICROMIX_GEMV_CHAIN_PREPASS=" + chain;
+        const auto r21 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::f32, 21);
+        expect_same(r21.xq, xref, what + ": activations");
+        const auto ref = matmul_nt_double(dequant_double(xref), dequant_double(wq), M, N, K);
+        EXPECT_LE(rel_frobenius(r21.y, ref), 1e-5) << what;
+        const auto r20 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::f32, 20);
+        EXPECT_EQ(0, std::memcmp(r20.y.data(), r21.y.data(), r21.y.size() * sizeof(float))) << what << ": v21 differs from v20";
+        const auto d21 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::bf16, 0);  // the default, bf16 out
+        int bad = 0;
+        for (size_t i = 0; i < ref.size() && bad < 5; ++i) {
+          const float want = bf16_to_float(float_to_bf16(r21.y[i]));
+          if (!(d21.y[i] == want)) {
+            ++bad;
+            ADD_FAILURE() << what << ": default bf16 output " << i << " = " << d21.y[i] << ", v21 f32 rounded " << want;
+          }
+        }
+      }
+    }
+  }
+  // A value the knob does not offer is refused (an error, not a guess).
+  ASSERT_EQ(setenv("MICROMIX_GEMV_CHAIN_PREPASS", "7", 1), 0);
+  const int64_t K = 64;
+  const auto wq = quantize_mixed(llm_like(32, K), 32, K, random_permutation(K), MixedSplit{32, 0, 32});
+  EXPECT_THROW(cuda::mx_quantize_gemv_host(to_bf16(llm_like(8, K)), 8, {}, 1e-5f, wq, cuda::OutType::f32, 21), std::exception);
 }

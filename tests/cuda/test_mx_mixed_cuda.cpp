@@ -45,7 +45,7 @@ struct QuantizeVersion {
   QuantizeVersion(const QuantizeVersion&) = delete;
   QuantizeVersion& operator=(const QuantizeVersion&) = delete;
 };
-constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6, 7, 8, 9, 11};
+constexpr int kQuantizeVersions[] = {1, 3, 4, 5, 6, 7, 8, 9, 11, 12};
 
 std::string version_name(const char* prefix, int v) {
   std::string s = prefix;  // (operator+ on a temporary trips GCC 12's -Wrestrict)
@@ -66,6 +66,7 @@ std::vector<int> decode_kernels() {
   k.push_back(cuda::kGemvPreparedV17Kernel);  // v14 with warps per row group chosen by the grid at M = 1
   k.push_back(cuda::kGemvPreparedV19Kernel);  // v17 with M = 2..4 tokens decoded by each CTA on one-wave grids
   k.push_back(cuda::kGemvPreparedV20Kernel);  // v19 with the two-tile GEMV's warps and batch by grid (M = 9..16)
+  k.push_back(cuda::kGemvPreparedV21Kernel);  // v20 launched as a programmatic dependent of the previous kernel
   return k;
 }
 
@@ -163,6 +164,33 @@ TEST(CudaMxReorderQuantize, BitIdenticalToCpuQuantizer) {
                               version_name("v", version));
     }
   }
+}
+
+// v12 at small M: each row group's K split over CTAs of MICROMIX_QUANTIZE_SPLIT units (8 columns), a
+// last CTA with fewer units (K = 32 x 37, 32 x 449), a single one (K = 64), R = 4 and R = 2 row groups
+// (K <= 8192 and above), partial row groups; a value the knob does not offer is refused.
+TEST(CudaMxReorderQuantize, SplitKBitIdentical) {
+  SKIP_WITHOUT_GPU();
+  struct Unset {
+    ~Unset() { unsetenv("MICROMIX_QUANTIZE_SPLIT"); }
+  } unset;
+  const QuantizeVersion use(12);
+  int trial = 0;
+  for (const char* split : {"64", "128", "256", "512", "0"}) {
+    ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", split, 1), 0);
+    for (int64_t M : {1, 3, 8, 16})
+      for (int64_t K : {int64_t{64}, int64_t{32 * 37}, int64_t{4096}, int64_t{32 * 449}}) {
+        ++trial;
+        expect_quantize_matches(bf16_activations(M, K, trial % 2 == 0), M, K, random_split(K),
+                                trial % 3 ? ScaleRule::ocp : ScaleRule::ceil, Rounding::even,
+                                std::string("v12 MICROMIX_QUANTIZE_SPLIT=") + split);
+        if (HasFatalFailure()) return;
+      }
+  }
+  ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", "32", 1), 0);
+  EXPECT_THROW(expect_quantize_matches(bf16_activations(1, 64, false), 1, 64, random_split(64), ScaleRule::ocp,
+                                       Rounding::even, "refused"),
+               std::exception);
 }
 
 // More rows than one wave of CTAs holds (the grid walks several waves; M = 4 k + 1 leaves a partial
@@ -525,7 +553,7 @@ TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
   for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
                      cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedV17Kernel,
-                     cuda::kGemvPreparedV19Kernel, cuda::kGemvPreparedV20Kernel})
+                     cuda::kGemvPreparedV19Kernel, cuda::kGemvPreparedV20Kernel, cuda::kGemvPreparedV21Kernel})
     for (int64_t M : {1, 9, 33, 70})
       for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2})
         check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
