@@ -1,17 +1,18 @@
 // The decode linear end to end (M = 1..16): the kernel that produces a layer's input and the layer's
 // GEMM, one after the other on one stream as an engine runs them, for
-//   bf16:     RMSNorm -> bf16 rows, cuBLAS BF16 GEMM;
-//   fp8:      RMSNorm -> E4M3 with a static per-tensor scale (the cast TensorRT-FP8 fuses into the
-//             norm), cuBLASLt FP8 E4M3 GEMM;
-//   micromix: mx_rmsnorm_reorder_quantize -> mx_mixed_gemv_prepared, v20 (ordinary launches) and v21
+//   bf16:     the producer -> bf16 rows, cuBLAS BF16 GEMM;
+//   fp8:      the producer -> E4M3 with a static per-tensor scale (the cast TensorRT-FP8 fuses into it),
+//             cuBLASLt FP8 E4M3 GEMM;
+//   micromix: the producer fused with reorder + quantize (mx_rmsnorm_reorder_quantize or
+//             mx_swiglu_reorder_quantize) -> mx_mixed_gemv_prepared, v20 (ordinary launches) and v21
 //             (the GEMV launched as the quantizer's programmatic dependent: its CTAs prefetch weights
 //             while the quantizer runs).
-// The two baseline norm kernels are written here, simply (a CTA per row, 16-byte loads); at these M
-// they cost a launch and a few memory round trips, like ours. Each op alone is timed too (v21 alone:
-// back-to-back calls, the next one's CTAs starting as the previous one's retire, which an engine with a
-// quantizer between them does not see; compare the chains). RMSNorm
-// stands in for every layer's producer (q/k/v and gate/up follow one; o and down follow attention and
-// SwiGLU, whose own kernels the same way end in a cast or a quantizer).
+// The producer: SwiGLU of a packed (M, 2K) gate|up row for down, RMSNorm for the others (q/k/v and
+// gate/up follow one; o follows attention, whose epilogue would end in the same cast or quantizer).
+// The baseline producer kernels are written here, simply (RMSNorm: a CTA per row; SwiGLU: a thread per 8
+// elements; 16-byte loads); at these M they cost a launch and a few memory round trips, like ours. Each
+// op alone is timed too (v21 alone: back-to-back calls, the next one's CTAs starting as the previous
+// one's retire, which an engine with a quantizer between them does not see; compare the chains).
 //
 //   bench_decode_linear [--model M] [--m 1,2,4,...] [--reps N] [--only LAYER] [--mix NAME:F4:F6] [--json FILE]
 //                       [--chains-only]
@@ -98,6 +99,45 @@ void rmsnorm(const void* x, const void* w, int64_t M, int64_t K, void* y, cudaSt
   CK(cudaGetLastError());
 }
 
+// y = bf16(silu(g) * u), or E4M3(that * out_scale) (saturating); gu (M, 2K): row i = gate row | up row.
+template <bool FP8>
+__global__ void swiglu_rows(const __nv_bfloat16* __restrict__ gu, int64_t M, int K, float out_scale, void* __restrict__ y) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;  // 8 elements each
+  if (i >= M * K / 8) return;
+  const int64_t row = i / (K / 8), c = i % (K / 8);
+  const uint4 gv = reinterpret_cast<const uint4*>(gu + row * 2 * K)[c], uv = reinterpret_cast<const uint4*>(gu + row * 2 * K + K)[c];
+  const __nv_bfloat162* g2 = reinterpret_cast<const __nv_bfloat162*>(&gv);
+  const __nv_bfloat162* u2 = reinterpret_cast<const __nv_bfloat162*>(&uv);
+  float out[8];
+  for (int j = 0; j < 4; ++j) {
+    const float2 g = __bfloat1622float2(g2[j]), u = __bfloat1622float2(u2[j]);
+    out[2 * j] = g.x / (1.0f + __expf(-g.x)) * u.x;
+    out[2 * j + 1] = g.y / (1.0f + __expf(-g.y)) * u.y;
+  }
+  if constexpr (FP8) {
+    uint2 o;
+    uint16_t* p = reinterpret_cast<uint16_t*>(&o);
+    for (int j = 0; j < 4; ++j)
+      p[j] = __nv_cvt_float2_to_fp8x2(make_float2(out[2 * j] * out_scale, out[2 * j + 1] * out_scale), __NV_SATFINITE, __NV_E4M3);
+    reinterpret_cast<uint2*>(y)[i] = o;
+  } else {
+    uint4 o;
+    __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(&o);
+    for (int j = 0; j < 4; ++j) p[j] = __floats2bfloat162_rn(out[2 * j], out[2 * j + 1]);
+    reinterpret_cast<uint4*>(y)[i] = o;
+  }
+}
+
+// The layer's producer: SwiGLU (x packed gate|up, M x 2K) or RMSNorm (x M x K, weight w) into y.
+template <bool FP8>
+void produce(bool swiglu, const void* x, const void* w, int64_t M, int64_t K, void* y, cudaStream_t s) {
+  if (!swiglu) return rmsnorm<FP8>(x, w, M, K, y, s);
+  const int64_t threads = M * K / 8;
+  swiglu_rows<FP8><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, s>>>(static_cast<const __nv_bfloat16*>(x), M,
+                                                                               static_cast<int>(K), 1.0f / 16, y);
+  CK(cudaGetLastError());
+}
+
 std::vector<int64_t> parse_list(const char* s) {
   std::vector<int64_t> v;
   std::string t = s;
@@ -164,7 +204,7 @@ int main(int argc, char** argv) {
   nlohmann::json rows = nlohmann::json::array();
   std::printf("device: %s, %d SMs; model %s, mix %s; us per call (median)\n", prop.name, prop.multiProcessorCount, model.c_str(),
               mix.name);
-  std::printf("\n| layer | M | norm bf16 | norm e4m3 | mx quantize | cuBLAS bf16 | cuBLASLt fp8 | v20 | v21 back to back | bf16 chain | fp8 chain "
+  std::printf("\n| layer | M | producer bf16 | producer e4m3 | mx producer+quantize | cuBLAS bf16 | cuBLASLt fp8 | v20 | v21 back to back | bf16 chain | fp8 chain "
               "| v20 chain | **v21 chain** | v21 chain x bf16 | v21 chain x fp8 |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Shape& sh : shapes) {
@@ -205,20 +245,25 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&d_perm, static_cast<size_t>(K) * 4));
     CK(cudaMemcpy(d_perm, perm.data(), static_cast<size_t>(K) * 4, cudaMemcpyHostToDevice));
 
+    const bool swiglu = !std::strcmp(sh.name, "down");  // down's input comes from SwiGLU
     for (int64_t M : Ms) {
-      std::vector<uint16_t> hx(static_cast<size_t>(M * K));
+      std::vector<uint16_t> hx(static_cast<size_t>(M * K * (swiglu ? 2 : 1)));
       for (auto& v : hx) v = static_cast<uint16_t>(0x3E00u | (g.next() & 0x81FFu));
       uint8_t *x, *xn16, *xn8, *y;
       CK(cudaMalloc(&x, hx.size() * 2));
       CK(cudaMemcpy(x, hx.data(), hx.size() * 2, cudaMemcpyHostToDevice));
-      CK(cudaMalloc(&xn16, hx.size() * 2));
-      CK(cudaMalloc(&xn8, hx.size()));
+      CK(cudaMalloc(&xn16, static_cast<size_t>(M * K) * 2));
+      CK(cudaMalloc(&xn8, static_cast<size_t>(M * K)));
       CK(cudaMalloc(&y, static_cast<size_t>(M * N) * 2));
       DevMixed xq(split, M, g);
       const Fp8Gemm fp8(gpu.lt, M, N, K, gpu.d_one, gpu.ws, gpu.ws_bytes);
       const auto quantize = [&] {
-        cuda::mx_rmsnorm_reorder_quantize(reinterpret_cast<const uint16_t*>(x), M, d_norm, cuda::WeightType::bf16, 1e-5f, d_perm,
-                                          xq.out, mx::ScaleRule::ocp, mx::Rounding::even, stream);
+        const auto* xb = reinterpret_cast<const uint16_t*>(x);
+        if (swiglu)
+          cuda::mx_swiglu_reorder_quantize(xb, xb + K, 2 * K, M, d_perm, xq.out, mx::ScaleRule::ocp, mx::Rounding::even, stream);
+        else
+          cuda::mx_rmsnorm_reorder_quantize(xb, M, d_norm, cuda::WeightType::bf16, 1e-5f, d_perm, xq.out, mx::ScaleRule::ocp,
+                                            mx::Rounding::even, stream);
       };
       const auto gemv = [&](int i, int version) {
         cuda::mx_mixed_gemv_prepared(xq.view, wprep[static_cast<size_t>(i) % wprep.size()]->view, y, cuda::OutType::bf16, stream,
@@ -229,19 +274,19 @@ int main(int argc, char** argv) {
       // (NaN: not run.)
       const auto time_if = [&](bool run, const std::function<void(int)>& f) { return run ? timer(f) : NAN; };
       const bool all = !chains_only;
-      const double t_norm16 = time_if(all, [&](int) { rmsnorm<false>(x, d_norm, M, K, xn16, stream); });
-      const double t_norm8 = time_if(all, [&](int) { rmsnorm<true>(x, d_norm, M, K, xn8, stream); });
+      const double t_norm16 = time_if(all, [&](int) { produce<false>(swiglu, x, d_norm, M, K, xn16, stream); });
+      const double t_norm8 = time_if(all, [&](int) { produce<true>(swiglu, x, d_norm, M, K, xn8, stream); });
       const double t_quant = timer([&](int) { quantize(); });
       const double t_bf16 = time_if(all, bf16_gemm);
       const double t_fp8 = time_if(all && fp8.ok, fp8_gemm);
       const double t_v20 = time_if(all, [&](int i) { gemv(i, 20); });
       const double t_v21 = time_if(all, [&](int i) { gemv(i, 21); });
       const double c_bf16 = time_if(all, [&](int i) {
-        rmsnorm<false>(x, d_norm, M, K, xn16, stream);
+        produce<false>(swiglu, x, d_norm, M, K, xn16, stream);
         bf16_gemm(i);
       });
       const double c_fp8 = time_if(all && fp8.ok, [&](int i) {
-        rmsnorm<true>(x, d_norm, M, K, xn8, stream);
+        produce<true>(swiglu, x, d_norm, M, K, xn8, stream);
         fp8_gemm(i);
       });
       // v20 and v21 chains twice, alternating (slow windows of a fresh machine hit both alike).
@@ -267,7 +312,7 @@ int main(int argc, char** argv) {
                   f(c_v21).c_str(), f(c_bf16 / c_v21, "%.2f").c_str(), f(c_fp8 / c_v21, "%.2f").c_str());
       std::fflush(stdout);
       rows.push_back({{"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"mix", mix.name},
-                      {"us", {{"norm_bf16", t_norm16}, {"norm_e4m3", t_norm8}, {"mx_quantize", t_quant}, {"cublas_bf16", t_bf16},
+                      {"producer", swiglu ? "swiglu" : "rmsnorm"}, {"us", {{"norm_bf16", t_norm16}, {"norm_e4m3", t_norm8}, {"mx_quantize", t_quant}, {"cublas_bf16", t_bf16},
                               {"cublaslt_fp8", t_fp8}, {"gemv_v20", t_v20}, {"gemv_v21", t_v21}, {"chain_bf16", c_bf16},
                               {"chain_fp8", c_fp8}, {"chain_v20", c_v20}, {"chain_v21", c_v21}}}});
       for (uint8_t* p : {x, xn16, xn8, y}) CK(cudaFree(p));

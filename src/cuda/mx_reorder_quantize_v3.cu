@@ -35,6 +35,7 @@
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/ptx_helpers.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
+#include "cuda/scratch.cuh"
 
 namespace micromix::cuda {
 namespace {
@@ -55,7 +56,10 @@ using QE4M3 = QFmt<8, 3, -6, 0x7Eu>;  // FP8 E4M3
 
 // Prologue fused in front of the quantizer (mx_fused_quantize.cu): none, RMSNorm with a bf16 or
 // f32 weight, SwiGLU.
-constexpr int kProNone = 0, kProRmsBf16 = 1, kProRmsF32 = 2, kProSwiglu = 3;
+// kProSwigluLate (v12 at small M): gate and up staged raw, SiLU(gate) * up computed after the gather for
+// the gathered columns only (with K split over CTAs each CTA stages whole rows: computing it while
+// staging would repeat the exp of every column in every CTA).
+constexpr int kProNone = 0, kProRmsBf16 = 1, kProRmsF32 = 2, kProSwiglu = 3, kProSwigluLate = 4;
 
 struct V3Args {
   const uint16_t* x;   // (M, K) bf16, rows ld apart (SwiGLU: the gate)
@@ -380,7 +384,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   // Stage R rows, interleaved by column (rows past M are zeros). AHEAD > 1 (v7, v8): the loads of
   // AHEAD column groups are all issued before any of them is stored, so that a thread keeps
   // AHEAD * R 16-byte loads in flight instead of R (v6 left DRAM ~48% busy; GPU_NOTES).
-  auto stage_store = [&](int gi, const uint4 (&v)[R]) {
+  auto stage_store = [&](uint8_t* base, int gi, const uint4 (&v)[R]) {
     const uint32_t g = static_cast<uint32_t>(gi);
     if constexpr (R == 4) {
       const uint32_t a[4] = {v[0].x, v[0].y, v[0].z, v[0].w}, b[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
@@ -389,7 +393,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
       for (int i = 0; i < 4; ++i) {
         const uint4 chunk = make_uint4(__byte_perm(a[i], b[i], 0x5410), __byte_perm(c[i], d[i], 0x5410),
                                        __byte_perm(a[i], b[i], 0x7632), __byte_perm(c[i], d[i], 0x7632));
-        *reinterpret_cast<uint4*>(s + g * 64 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 1) & 3u))) = chunk;
+        *reinterpret_cast<uint4*>(base + g * 64 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 1) & 3u))) = chunk;
       }
     } else {
       const uint32_t a[4] = {v[0].x, v[0].y, v[0].z, v[0].w}, b[4] = {v[1].x, v[1].y, v[1].z, v[1].w};
@@ -398,7 +402,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
         const uint4 chunk = make_uint4(__byte_perm(a[2 * i], b[2 * i], 0x5410), __byte_perm(a[2 * i], b[2 * i], 0x7632),
                                        __byte_perm(a[2 * i + 1], b[2 * i + 1], 0x5410),
                                        __byte_perm(a[2 * i + 1], b[2 * i + 1], 0x7632));
-        *reinterpret_cast<uint4*>(s + g * 32 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 2) & 1u))) = chunk;
+        *reinterpret_cast<uint4*>(base + g * 32 + 16 * (static_cast<uint32_t>(i) ^ ((g >> 2) & 1u))) = chunk;
       }
     }
   };
@@ -416,6 +420,8 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // normalized after the gather
   static_assert(!kRmsNorm || F16, "the RMSNorm prologue exists in v11's form only");
   float* s_w = reinterpret_cast<float*>(s + p.K * 2 * R);  // kRmsNorm: the weight, K floats
+  constexpr bool kLate = PRO == kProSwigluLate;
+  uint8_t* s_up = s + p.K * 2 * R;  // kLate: the up rows, staged as x
   __shared__ float s_warp[R][8];
   // Row r's chunk gi as staged: x, or the prologue's bf16 output.
   auto chunk = [&](int64_t r, int gi) -> uint4 {
@@ -437,12 +443,16 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 #pragma unroll
   for (int r = 0; r < R; ++r) acc_sq[r] = 0.0f;
   for (int gi0 = tid; gi0 < units; gi0 += 256 * AHEAD) {
-    uint4 v[AHEAD][R];
+    uint4 v[AHEAD][R], vu[kLate ? AHEAD : 1][R];
 #pragma unroll
     for (int j = 0; j < AHEAD; ++j) {
       const int gi = gi0 + 256 * j;
 #pragma unroll
       for (int r = 0; r < R; ++r) v[j][r] = gi < units ? chunk(r, gi) : make_uint4(0, 0, 0, 0);
+      if constexpr (kLate) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) vu[j][r] = gi < units && r < rows ? load_chunk(p.up, r, gi) : make_uint4(0, 0, 0, 0);
+      }
       if constexpr (kRmsNorm) {
         if (gi < units) {
           float4 w0, w1;
@@ -474,7 +484,10 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     }
 #pragma unroll
     for (int j = 0; j < AHEAD; ++j)
-      if (gi0 + 256 * j < units) stage_store(gi0 + 256 * j, v[j]);
+      if (gi0 + 256 * j < units) {
+        stage_store(s, gi0 + 256 * j, v[j]);
+        if constexpr (kLate) stage_store(s_up, gi0 + 256 * j, vu[j]);
+      }
   }
   if constexpr (kRmsNorm) {  // warp butterfly, then the warps in order: a fixed sum order
 #pragma unroll
@@ -517,6 +530,21 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
           g[1][i] = t.y;
         } else {
           g[0][i] = *reinterpret_cast<const uint32_t*>(src);
+        }
+        if constexpr (kLate) {  // rows 2h (low half) and 2h + 1 (high half) of column cols[i]
+          const uint8_t* usrc = s_up + col_offset<R>(static_cast<uint32_t>(cols[i]));
+          uint32_t up[R / 2];
+          if constexpr (R == 4) {
+            const uint2 t = *reinterpret_cast<const uint2*>(usrc);
+            up[0] = t.x;
+            up[1] = t.y;
+          } else {
+            up[0] = *reinterpret_cast<const uint32_t*>(usrc);
+          }
+#pragma unroll
+          for (int h = 0; h < R / 2; ++h)
+            g[h][i] = pack_bf16x2(fused::swiglu_f32(__uint_as_float(g[h][i] << 16), __uint_as_float(up[h] << 16)),
+                                  fused::swiglu_f32(__uint_as_float(g[h][i] & 0xffff0000u), __uint_as_float(up[h] & 0xffff0000u)));
         }
         if constexpr (kRmsNorm) {
           const float wc = s_w[cols[i]];
@@ -601,7 +629,7 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
-  const size_t smem = static_cast<size_t>(p.K) * 2 * R + (kRmsNorm ? static_cast<size_t>(p.K) * 4 : 0);
+  const size_t smem = static_cast<size_t>(p.K) * 2 * R * (PRO == kProSwigluLate ? 2 : 1) + (kRmsNorm ? static_cast<size_t>(p.K) * 4 : 0);
   constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
     MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
@@ -618,6 +646,24 @@ void launch_v3(const V3Args& p, cudaStream_t stream) {
 }
 
 bool aligned(const void* ptr, uintptr_t a) { return (reinterpret_cast<uintptr_t>(ptr) & (a - 1)) == 0; }
+
+// y (M, K) bf16 = SiLU(gate) * up rounded as the fused kernels round it (a thread per 8 columns; gate and
+// up rows ld apart). The first pass of the SwiGLU quantizer at small M where the late form does not fit.
+__global__ void __launch_bounds__(256) swiglu_rows_bf16(const uint16_t* __restrict__ gate, const uint16_t* __restrict__ up,
+                                                       int64_t ld, int64_t M, int64_t K, uint16_t* __restrict__ y) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * (K / 8)) return;
+  const int64_t row = i / (K / 8), c = i % (K / 8);
+  // (The same arithmetic as v9's staging SwiGLU, kept inline: the GPU-tested build.)
+  const uint4 gv = __ldg(reinterpret_cast<const uint4*>(gate + row * ld) + c), uv = __ldg(reinterpret_cast<const uint4*>(up + row * ld) + c);
+  const uint32_t ga[4] = {gv.x, gv.y, gv.z, gv.w}, ua[4] = {uv.x, uv.y, uv.z, uv.w};
+  uint32_t o[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j)
+    o[j] = pack_bf16x2(fused::swiglu_f32(__uint_as_float(ga[j] << 16), __uint_as_float(ua[j] << 16)),
+                       fused::swiglu_f32(__uint_as_float(ga[j] & 0xffff0000u), __uint_as_float(ua[j] & 0xffff0000u)));
+  reinterpret_cast<uint4*>(y + row * K)[c] = make_uint4(o[0], o[1], o[2], o[3]);
+}
 
 }  // namespace
 
@@ -676,6 +722,7 @@ bool v9_fits(int pro, int64_t K) {
 // quantizer ran as 1-8 CTAs, each walking all of K (H100, session 14: 6.0 us at K = 4096 and 9.9 us at
 // K = 14336 with RMSNorm, where a plain RMSNorm kernel takes 4.4-4.5 us), in front of every decode
 // GEMV. The staging and the RMSNorm sum run in every CTA in the same order: bit-identical output.
+// SwiGLU then computes SiLU(gate) * up after the gather (kProSwigluLate), for its CTA's columns only.
 // MICROMIX_QUANTIZE_SPLIT (0, 64, 128, 256, 512 units per CTA; default 256) overrides it, read per call.
 int quantize_split_units(int64_t row_ctas) {
   const char* e = std::getenv("MICROMIX_QUANTIZE_SPLIT");
@@ -694,11 +741,14 @@ int quantize_split_units(int64_t row_ctas) {
 template <int PRO, bool F16 = false>
 void launch_v9(V3Args p, cudaStream_t stream, bool split = false) {
   if (split) p.split_units = quantize_split_units((p.M + (p.K <= 8192 ? 3 : 1)) / (p.K <= 8192 ? 4 : 2));
-  // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling.)
-  constexpr int kMinBlocks = PRO == kProNone ? 5 : 4;
+  // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling. The late
+  // SwiGLU runs at small M only, a few CTAs: 2 per SM, and 2 column groups ahead instead of 4 above
+  // K = 8192, hold its gate and up loads without spilling.)
+  constexpr bool kLate = PRO == kProSwigluLate;
+  constexpr int kMinBlocks = PRO == kProNone ? 5 : kLate ? 2 : 4;
   constexpr int kAhead = F16 && PRO == kProNone ? 2 : 1;
   if (p.K <= 8192) launch_v3<4, true, kMinBlocks, true, kAhead, true, PRO, F16>(p, stream);
-  else launch_v3<2, true, kMinBlocks, true, 4, true, PRO, F16>(p, stream);
+  else launch_v3<2, true, kMinBlocks, true, kLate ? 2 : 4, true, PRO, F16>(p, stream);
 }
 
 }  // namespace
@@ -716,7 +766,31 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
   p.w = d_w;
   p.ld = ld;
   p.eps = eps;
-  if (kind == FusedPrologue::swiglu) launch_v9<kProSwiglu, true>(p, stream, true);
+  if (kind == FusedPrologue::swiglu) {
+    // Split over CTAs (small M): SiLU(gate) * up after the gather (twice the staging, within the 200 KB
+    // up to K = 12800 at 4 rows per CTA and K = 25600 at 2), else while staging.
+    const int64_t rows = p.K <= 8192 ? 4 : 2;
+    const bool split = quantize_split_units((p.M + rows - 1) / rows) > 0;
+    if (split && p.K * 2 * rows * 2 <= 200 * 1024) {
+      launch_v9<kProSwigluLate, true>(p, stream, true);
+    } else if (split) {
+      // Beyond that (K > 25600, e.g. Llama-3.1-70B's down) each CTA would compute SiLU over its whole
+      // rows while staging (19-34 us at M <= 16, H100): two passes instead, SwiGLU over the whole GPU
+      // into bf16 scratch, then the split quantizer on it (the same bits as the fused form).
+      auto* y = static_cast<uint16_t*>(scratch_alloc(static_cast<size_t>(p.M * p.K) * 2, stream));
+      const int64_t threads = p.M * (p.K / 8);
+      swiglu_rows_bf16<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(p.x, p.up, p.ld, p.M, p.K, y);
+      MM_CUDA_CHECK(cudaGetLastError());
+      V3Args q = p;
+      q.x = y;
+      q.up = nullptr;
+      q.ld = p.K;
+      launch_v9<kProNone, true>(q, stream, true);
+      scratch_free(y, stream);
+    } else {
+      launch_v9<kProSwiglu, true>(p, stream, true);
+    }
+  }
   else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream, true);
   else launch_v9<kProRmsBf16, true>(p, stream, true);
   return true;

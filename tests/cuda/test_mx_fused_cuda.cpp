@@ -230,13 +230,14 @@ TEST(CudaMxFused, SingleFormatSplitsAndLargeK) {
 }
 
 // The quantizers' K split at small M (mx_reorder_quantize_v3.cu, v12; every CTA sums the whole row's
-// squares in the same order): every split size, K with a short last part, R = 4 and R = 2 shapes.
+// squares in the same order; SwiGLU computed after the gather): every split size, K with a short last
+// part, R = 4 and R = 2 shapes, and unsplit (0: SwiGLU computed while staging).
 TEST(CudaMxFused, SplitKBitIdentical) {
   SKIP_WITHOUT_GPU();
   struct Unset {
     ~Unset() { unsetenv("MICROMIX_QUANTIZE_SPLIT"); }
   } unset;
-  for (const char* split : {"64", "256", "512"}) {
+  for (const char* split : {"64", "256", "512", "0"}) {
     ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", split, 1), 0);
     for (int64_t M : {1, 5, 16})
       for (int64_t K : {int64_t{32 * 37}, int64_t{4096}, int64_t{32 * 449}}) {
