@@ -2,6 +2,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 // NOTES: .cu files do not include micromix/error.hpp: nvcc's front end cannot compile fmt's
@@ -26,6 +28,20 @@ namespace micromix::cuda {
   } while (0)
 
 namespace micromix::cuda {
+
+// The ops' experiment knobs: environment variable `name` ("" when unset or empty), read per call; a
+// value not in `allowed` is refused with an error naming the variable.
+inline std::string env_knob(const char* name, std::initializer_list<const char*> allowed) {
+  const char* e = std::getenv(name);
+  const std::string v = e ? e : "";
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return v;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  MM_CUDA_REQUIRE(v.empty(), std::string(name) + " must be one of " + list + ", got '" + v + "'");
+  return v;
+}
 
 // Device buffer owned by RAII (tests, host conveniences; not for hot paths).
 template <typename T>

@@ -567,20 +567,6 @@ int64_t fused_resident_ctas(Kernel kernel, int threads, size_t smem) {
   return resident_ctas(kernel, threads, smem);
 }
 
-// The decode path's experiment knobs: environment variable `name` ("" when unset or empty), read per
-// call; a value not in `allowed` is refused with an error naming the variable.
-std::string env_knob(const char* name, std::initializer_list<const char*> allowed) {
-  const char* e = std::getenv(name);
-  const std::string v = e ? e : "";
-  std::string list;
-  for (const char* a : allowed) {
-    if (v == a) return v;
-    list += (list.empty() ? "" : ", ") + std::string(a);
-  }
-  MM_CUDA_REQUIRE(v.empty(), std::string(name) + " must be one of " + list + ", got '" + v + "'");
-  return v;
-}
-
 // v17's warps per 16-row group at M = 1 on the pre-pass path (one CTA per row group): the fewest (1,
 // 2, 4, 8, else 16) whose grid still fills 60% of the warp slots the GPU holds at once, so that each
 // warp streams as long a run of blocks as the grid allows. H100, 70/20/10, us against v14 (8 warps)

@@ -703,17 +703,14 @@ bool make_v3_args(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const M
   return true;
 }
 
-// v9's configuration with prologue PRO: 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads
-// ahead above (v8 vs v6 on H200: K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
-// F16 = v11: v9's shapes with v11's encoders (fp4_codes_f16, the FP6 words without float clamps) and,
-// without a prologue, two column groups of staging loads in flight at K <= 8192 (with v9's integer
-// encoder the same change lost: v7; with the integer pipe relieved it gains 3%, bench/GPU_NOTES.md).
+// Rows per CTA of v9's shapes (launch_v9): 4 up to K = 8192, 2 above.
+constexpr int64_t v9_rows(int64_t K) { return K <= 8192 ? 4 : 2; }
+
 // launch_v9's dynamic shared memory per CTA: the staged rows (2 bytes per column, R rows) and, for
 // RMSNorm, the weight as floats; within the 200 KB the kernels are allowed, or v9 does not apply.
 bool v9_fits(int pro, int64_t K) {
-  const int64_t rows = K <= 8192 ? 4 : 2;
   const bool rms = pro == kProRmsBf16 || pro == kProRmsF32;
-  return K * 2 * rows + (rms ? K * 4 : 0) <= 200 * 1024;
+  return K * 2 * v9_rows(K) + (rms ? K * 4 : 0) <= 200 * 1024;
 }
 
 // v12 (the default; also the fused RMSNorm / SwiGLU quantizers): v11, and where its grid of row
@@ -724,23 +721,28 @@ bool v9_fits(int pro, int64_t K) {
 // GEMV. The staging and the RMSNorm sum run in every CTA in the same order: bit-identical output.
 // SwiGLU then computes SiLU(gate) * up after the gather (kProSwigluLate), for its CTA's columns only.
 // MICROMIX_QUANTIZE_SPLIT (0, 64, 128, 256, 512 units per CTA; default 256) overrides it, read per call.
-int quantize_split_units(int64_t row_ctas) {
-  const char* e = std::getenv("MICROMIX_QUANTIZE_SPLIT");
-  const std::string v = e ? e : "";
-  MM_CUDA_REQUIRE(v.empty() || v == "0" || v == "64" || v == "128" || v == "256" || v == "512",
-                  "MICROMIX_QUANTIZE_SPLIT must be one of 0, 64, 128, 256, 512, got '" + v + "'");
+// Returns 0 (no split) for M's row groups of K that fill the GPU.
+int quantize_split_units(int64_t M, int64_t K) {
+  const std::string v = env_knob("MICROMIX_QUANTIZE_SPLIT", {"0", "64", "128", "256", "512"});
   static const int sms = [] {
     int dev = 0, n = 132;
     if (cudaGetDevice(&dev) == cudaSuccess) cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
     return n;
   }();
+  const int64_t row_ctas = (M + v9_rows(K) - 1) / v9_rows(K);
   if (row_ctas * 8 > sms) return 0;  // enough row groups to fill the GPU
   return v.empty() ? 256 : std::stoi(v);
 }
 
+// v9's configuration with prologue PRO: 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads
+// ahead above (v8 vs v6 on H200: K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
+// F16 = v11: v9's shapes with v11's encoders (fp4_codes_f16, the FP6 words without float clamps) and,
+// without a prologue, two column groups of staging loads in flight at K <= 8192 (with v9's integer
+// encoder the same change lost: v7; with the integer pipe relieved it gains 3%, bench/GPU_NOTES.md).
+// split_units: v12's K split (quantize_split_units; 0: none).
 template <int PRO, bool F16 = false>
-void launch_v9(V3Args p, cudaStream_t stream, bool split = false) {
-  if (split) p.split_units = quantize_split_units((p.M + (p.K <= 8192 ? 3 : 1)) / (p.K <= 8192 ? 4 : 2));
+void launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
+  p.split_units = split_units;
   // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling. The late
   // SwiGLU runs at small M only, a few CTAs: 2 per SM, and 2 column groups ahead instead of 4 above
   // K = 8192, hold its gate and up loads without spilling.)
@@ -769,10 +771,9 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
   if (kind == FusedPrologue::swiglu) {
     // Split over CTAs (small M): SiLU(gate) * up after the gather (twice the staging, within the 200 KB
     // up to K = 12800 at 4 rows per CTA and K = 25600 at 2), else while staging.
-    const int64_t rows = p.K <= 8192 ? 4 : 2;
-    const bool split = quantize_split_units((p.M + rows - 1) / rows) > 0;
-    if (split && p.K * 2 * rows * 2 <= 200 * 1024) {
-      launch_v9<kProSwigluLate, true>(p, stream, true);
+    const int split = quantize_split_units(p.M, p.K);
+    if (split && p.K * 2 * v9_rows(p.K) * 2 <= 200 * 1024) {
+      launch_v9<kProSwigluLate, true>(p, stream, split);
     } else if (split) {
       // Beyond that (K > 25600, e.g. Llama-3.1-70B's down) each CTA would compute SiLU over its whole
       // rows while staging (19-34 us at M <= 16, H100): two passes instead, SwiGLU over the whole GPU
@@ -785,14 +786,14 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
       q.x = y;
       q.up = nullptr;
       q.ld = p.K;
-      launch_v9<kProNone, true>(q, stream, true);
+      launch_v9<kProNone, true>(q, stream, split);
       scratch_free(y, stream);
     } else {
-      launch_v9<kProSwiglu, true>(p, stream, true);
+      launch_v9<kProSwiglu, true>(p, stream);
     }
   }
-  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream, true);
-  else launch_v9<kProRmsBf16, true>(p, stream, true);
+  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream, quantize_split_units(p.M, p.K));
+  else launch_v9<kProRmsBf16, true>(p, stream, quantize_split_units(p.M, p.K));
   return true;
 }
 
@@ -808,7 +809,7 @@ bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, 
   } else if (fast && version == 9) {
     launch_v9<kProNone>(p, stream);
   } else if (fast && (version == 11 || version == 12)) {
-    launch_v9<kProNone, true>(p, stream, version == 12);
+    launch_v9<kProNone, true>(p, stream, version == 12 ? quantize_split_units(p.M, p.K) : 0);
 
   } else if (K <= 14336) {
     if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);
