@@ -4,19 +4,22 @@
 //   fp8:      the producer -> E4M3 with a static per-tensor scale (the cast TensorRT-FP8 fuses into it),
 //             cuBLASLt FP8 E4M3 GEMM;
 //   micromix: the producer fused with reorder + quantize (mx_rmsnorm_reorder_quantize or
-//             mx_swiglu_reorder_quantize) -> mx_mixed_gemv_prepared, v20 (ordinary launches) and v21
-//             (the GEMV launched as the quantizer's programmatic dependent: its CTAs prefetch weights
-//             while the quantizer runs).
+//             mx_swiglu_reorder_quantize) -> mx_mixed_gemv_prepared, v21 (the GEMV's first kernel, the
+//             activation pre-pass or the GEMV, launched as the quantizer's programmatic dependent) and
+//             v22 (the quantizer also writes the decode-ready activations, MxDecodeActs, and the GEMV
+//             reads them: no pre-pass; "acts everywhere" = MICROMIX_GEMV_ACTS=all, M <= 4 only, where
+//             the fused paths that decode in the CTA read them too).
 // The producer: SwiGLU of a packed (M, 2K) gate|up row for down, RMSNorm for the others (q/k/v and
 // gate/up follow one; o follows attention, whose epilogue would end in the same cast or quantizer).
 // The baseline producer kernels are written here, simply (RMSNorm: a CTA per row; SwiGLU: a thread per 8
 // elements; 16-byte loads); at these M they cost a launch and a few memory round trips, like ours. Each
 // op alone is timed too (v21 alone: back-to-back calls, the next one's CTAs starting as the previous
 // one's retire, which an engine with a quantizer between them does not see; compare the chains).
+// (v20, ordinary launches, was a column until session 14; v21 equals it bit for bit and is faster.)
 //
 //   bench_decode_linear [--model M] [--m 1,2,4,...] [--reps N] [--only LAYER] [--mix NAME:F4:F6] [--json FILE]
 //                       [--chains-only]
-// (--chains-only: only the quantizer and the v20 and v21 chains, e.g. to compare settings of knobs.)
+// (--chains-only: only the quantizers and the micromix chains, e.g. to compare settings of knobs.)
 //
 // Timing as bench_gemm: CUDA events around batches of calls, median over batches, weights rotating
 // over copies that exceed twice the L2, random data.
@@ -24,6 +27,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -204,9 +208,9 @@ int main(int argc, char** argv) {
   nlohmann::json rows = nlohmann::json::array();
   std::printf("device: %s, %d SMs; model %s, mix %s; us per call (median)\n", prop.name, prop.multiProcessorCount, model.c_str(),
               mix.name);
-  std::printf("\n| layer | M | producer bf16 | producer e4m3 | mx producer+quantize | cuBLAS bf16 | cuBLASLt fp8 | v20 | v21 back to back | bf16 chain | fp8 chain "
-              "| v20 chain | **v21 chain** | v21 chain x bf16 | v21 chain x fp8 |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("\n| layer | M | producer bf16 | producer e4m3 | mx producer+quantize | + decode acts | cuBLAS bf16 | cuBLASLt fp8 | v21 back to back "
+              "| bf16 chain | fp8 chain | v21 chain | **v22 chain** | v22 acts everywhere | v22 chain x bf16 | v22 chain x fp8 |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Shape& sh : shapes) {
     if (!only.empty() && only != sh.name) continue;
     const int64_t N = sh.N, K = sh.K;
@@ -257,17 +261,21 @@ int main(int argc, char** argv) {
       CK(cudaMalloc(&y, static_cast<size_t>(M * N) * 2));
       DevMixed xq(split, M, g);
       const Fp8Gemm fp8(gpu.lt, M, N, K, gpu.d_one, gpu.ws, gpu.ws_bytes);
-      const auto quantize = [&] {
+      cuda::MxDecodeActs acts{nullptr, cuda::mx_decode_acts_bytes(M, split)};
+      CK(cudaMalloc(&acts.data, acts.bytes));
+      // with_acts: the quantizer also writes the decode-ready activations.
+      const auto quantize = [&](bool with_acts) {
         const auto* xb = reinterpret_cast<const uint16_t*>(x);
+        const cuda::MxDecodeActs* a = with_acts ? &acts : nullptr;
         if (swiglu)
-          cuda::mx_swiglu_reorder_quantize(xb, xb + K, 2 * K, M, d_perm, xq.out, mx::ScaleRule::ocp, mx::Rounding::even, stream);
+          cuda::mx_swiglu_reorder_quantize(xb, xb + K, 2 * K, M, d_perm, xq.out, mx::ScaleRule::ocp, mx::Rounding::even, stream, a);
         else
           cuda::mx_rmsnorm_reorder_quantize(xb, M, d_norm, cuda::WeightType::bf16, 1e-5f, d_perm, xq.out, mx::ScaleRule::ocp,
-                                            mx::Rounding::even, stream);
+                                            mx::Rounding::even, stream, a);
       };
       const auto gemv = [&](int i, int version) {
         cuda::mx_mixed_gemv_prepared(xq.view, wprep[static_cast<size_t>(i) % wprep.size()]->view, y, cuda::OutType::bf16, stream,
-                                     version);
+                                     version, version >= 22 ? &acts : nullptr);
       };
       const auto bf16_gemm = [&](int i) { cublas_bf16_gemm(gpu.blas, M, N, K, w16[static_cast<size_t>(i) % w16.size()], xn16, y); };
       const auto fp8_gemm = [&](int i) { fp8.run(w8[static_cast<size_t>(i) % w8.size()], xn8, y, stream); };
@@ -276,10 +284,10 @@ int main(int argc, char** argv) {
       const bool all = !chains_only;
       const double t_norm16 = time_if(all, [&](int) { produce<false>(swiglu, x, d_norm, M, K, xn16, stream); });
       const double t_norm8 = time_if(all, [&](int) { produce<true>(swiglu, x, d_norm, M, K, xn8, stream); });
-      const double t_quant = timer([&](int) { quantize(); });
+      const double t_quant = timer([&](int) { quantize(false); });
+      const double t_quant_acts = timer([&](int) { quantize(true); });
       const double t_bf16 = time_if(all, bf16_gemm);
       const double t_fp8 = time_if(all && fp8.ok, fp8_gemm);
-      const double t_v20 = time_if(all, [&](int i) { gemv(i, 20); });
       const double t_v21 = time_if(all, [&](int i) { gemv(i, 21); });
       const double c_bf16 = time_if(all, [&](int i) {
         produce<false>(swiglu, x, d_norm, M, K, xn16, stream);
@@ -289,33 +297,42 @@ int main(int argc, char** argv) {
         produce<true>(swiglu, x, d_norm, M, K, xn8, stream);
         fp8_gemm(i);
       });
-      // v20 and v21 chains twice, alternating (slow windows of a fresh machine hit both alike).
-      double c_v20 = 1e30, c_v21 = 1e30;
+      // The micromix chains twice, alternating (slow windows of a fresh machine hit all alike).
+      double c_v21 = 1e30, c_v22 = 1e30, c_v22_all = M <= 4 ? 1e30 : NAN;
       for (int round = 0; round < 2; ++round) {
-        c_v20 = std::min(c_v20, timer([&](int i) {
-                           quantize();
-                           gemv(i, 20);
-                         }));
         c_v21 = std::min(c_v21, timer([&](int i) {
-                           quantize();
+                           quantize(false);
                            gemv(i, 21);
                          }));
+        c_v22 = std::min(c_v22, timer([&](int i) {
+                           quantize(true);
+                           gemv(i, 22);
+                         }));
+        if (M <= 4) {
+          setenv("MICROMIX_GEMV_ACTS", "all", 1);
+          c_v22_all = std::min(c_v22_all, timer([&](int i) {
+                                 quantize(true);
+                                 gemv(i, 22);
+                               }));
+          unsetenv("MICROMIX_GEMV_ACTS");
+        }
       }
       const auto f = [](double v, const char* fmt = "%.1f") {  // "-" for what did not run
         char b[32];
         std::snprintf(b, sizeof b, fmt, v);
         return std::isnan(v) ? std::string("-") : std::string(b);
       };
-      std::printf("| %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s |\n", sh.name,
-                  static_cast<long long>(M), f(t_norm16).c_str(), f(t_norm8).c_str(), f(t_quant).c_str(), f(t_bf16).c_str(),
-                  f(t_fp8).c_str(), f(t_v20).c_str(), f(t_v21).c_str(), f(c_bf16).c_str(), f(c_fp8).c_str(), f(c_v20).c_str(),
-                  f(c_v21).c_str(), f(c_bf16 / c_v21, "%.2f").c_str(), f(c_fp8 / c_v21, "%.2f").c_str());
+      std::printf("| %s | %lld | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", sh.name,
+                  static_cast<long long>(M), f(t_norm16).c_str(), f(t_norm8).c_str(), f(t_quant).c_str(), f(t_quant_acts).c_str(),
+                  f(t_bf16).c_str(), f(t_fp8).c_str(), f(t_v21).c_str(), f(c_bf16).c_str(), f(c_fp8).c_str(), f(c_v21).c_str(),
+                  f(c_v22).c_str(), f(c_v22_all).c_str(), f(c_bf16 / c_v22, "%.2f").c_str(), f(c_fp8 / c_v22, "%.2f").c_str());
       std::fflush(stdout);
       rows.push_back({{"layer", sh.name}, {"M", M}, {"N", N}, {"K", K}, {"mix", mix.name},
-                      {"producer", swiglu ? "swiglu" : "rmsnorm"}, {"us", {{"norm_bf16", t_norm16}, {"norm_e4m3", t_norm8}, {"mx_quantize", t_quant}, {"cublas_bf16", t_bf16},
-                              {"cublaslt_fp8", t_fp8}, {"gemv_v20", t_v20}, {"gemv_v21", t_v21}, {"chain_bf16", c_bf16},
-                              {"chain_fp8", c_fp8}, {"chain_v20", c_v20}, {"chain_v21", c_v21}}}});
+                      {"producer", swiglu ? "swiglu" : "rmsnorm"}, {"us", {{"norm_bf16", t_norm16}, {"norm_e4m3", t_norm8}, {"mx_quantize", t_quant}, {"mx_quantize_acts", t_quant_acts},
+                              {"cublas_bf16", t_bf16}, {"cublaslt_fp8", t_fp8}, {"gemv_v21", t_v21}, {"chain_bf16", c_bf16},
+                              {"chain_fp8", c_fp8}, {"chain_v21", c_v21}, {"chain_v22", c_v22}, {"chain_v22_acts_all", c_v22_all}}}});
       for (uint8_t* p : {x, xn16, xn8, y}) CK(cudaFree(p));
+      CK(cudaFree(acts.data));
     }
     CK(cudaFree(d_norm));
     CK(cudaFree(d_perm));

@@ -25,12 +25,27 @@ struct MxMixedDeviceOut {
   uint8_t* scales[mx::kSegments] = {};
 };
 
+// Decode-ready activations (1 <= M <= 16): the prepared decode GEMV (mx_mixed_gemv_prepared) reads
+// its activations in its own layout (per K block and token the MMA operand in the lanes' order, FP4
+// as exact int8 values with the block's starting sum, FP6 / FP8 as f16, the scales as floats), which
+// it otherwise builds from the MX activations itself (a pre-pass kernel, or each CTA decoding the
+// tokens). Given this buffer, the quantizers below write that layout along with their MX output and
+// mx_mixed_gemv_prepared (version 22 and up) reads it directly: one kernel fewer per decode linear.
+// The contents are internal and belong to one quantizer call (its M and split). Ignored for M > 16.
+struct MxDecodeActs {
+  void* data = nullptr;  // device memory, 16-byte aligned, at least mx_decode_acts_bytes(M, split) bytes
+  size_t bytes = 0;
+};
+// The bytes of the layout for M rows of split (0 for M < 1 or M > 16).
+size_t mx_decode_acts_bytes(int64_t M, const mx::MixedSplit& split);
+
 // Reorder + quantize: x (M, K) bf16 bits row-major, perm (K) int32 on the device (permuted column
 // j takes x[:, perm[j]]) -> out's segments. Bit-identical to mx::quantize_mixed on the float values
 // of x. One pass: each row is read once and each code and scale written once.
+// acts (optional, M <= 16): also write the decode-ready layout there (MxDecodeActs).
 // NOTES: perm is not validated on the device (host code validates it once at load time).
 void mx_reorder_quantize(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
-                         mx::ScaleRule rule, mx::Rounding r, void* stream);
+                         mx::ScaleRule rule, mx::Rounding r, void* stream, const MxDecodeActs* acts = nullptr);
 
 // ---- fused prologue + reorder + quantize (mx_fused_quantize.cu) ----------------------------------
 // Both compute a bf16 row in FP32 arithmetic, round it to bf16 (round to nearest even; NaN stays
@@ -44,17 +59,17 @@ void mx_reorder_quantize(const uint16_t* d_x, int64_t M, const int32_t* d_perm, 
 //   SwiGLU: y = bf16((g / (1 + e)) * u) with e = micromix's own FP32 exp(-g) (Cody-Waite + degree-7
 //     polynomial, within ~2 ulp of exp; not CUDA's expf, so that host references can match).
 // Each input element is read once from global memory. Same conventions as mx_reorder_quantize
-// (device pointers, 16-byte aligned inputs, asynchronous on stream, perm not validated).
+// (device pointers, 16-byte aligned inputs, asynchronous on stream, perm not validated, optional acts).
 enum class WeightType { bf16, f32 };
 // x (M, K) bf16 row-major; weight (K) bf16 or f32 per wtype.
 void mx_rmsnorm_reorder_quantize(const uint16_t* d_x, int64_t M, const void* d_weight, WeightType wtype, float eps,
                                  const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
-                                 void* stream);
+                                 void* stream, const MxDecodeActs* acts = nullptr);
 // gate and up (M, K) bf16 with row stride ld elements (ld >= K, multiple of 8): two separate
 // buffers (ld = K), or one (M, 2K) gate|up buffer (up = gate + K, ld = 2K).
 void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, int64_t ld, int64_t M,
                                 const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
-                                void* stream);
+                                void* stream, const MxDecodeActs* acts = nullptr);
 
 enum class OutType { bf16, f32 };
 
@@ -105,10 +120,15 @@ int mx_mixed_gemv_versions();
 // start at once): its CTAs start, prefetch weights into L2 and then wait (griddepcontrol.wait) for
 // that kernel's completion and memory, so the weight stream overlaps the quantizer. Any previous
 // kernel is waited for in full before a is read; nothing is written before that wait.
+// Version 22 = v21, and where acts is given (1 <= M <= 16: the quantizer of a wrote it, MxDecodeActs)
+// the GEMV reads it instead of decoding a: no pre-pass kernel, no per-CTA decoding; the GEMV itself is
+// the quantizer's programmatic dependent where the quantizer's grid is small. Without acts, v22 computes
+// what v21 computes (the same bits; its pre-pass writes the same layout the quantizers write). acts must
+// hold what the quantizer wrote for this a (same rows, same split); that is not checked.
 // Both asynchronous on stream.
 void mx_prepare_gemv_weights(const MxMixedDevice& w, const MxMixedDeviceOut& prepared, void* stream);
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream, int version = 0);
+                            void* stream, int version = 0, const MxDecodeActs* acts = nullptr);
 // Any M on the same prepared weights (one resident copy for decode and prefill): M <= 64 the decode
 // path above; larger M GEMM v18 where mx_mixed_gemm picks it (both operands dequantized to bounded
 // BF16 scratch, cuBLAS BF16 GEMM with FP32 accumulation, exact fix-up for values below 2^-126),
@@ -144,10 +164,11 @@ inline constexpr int kGemvPreparedV17Kernel = -117;  // v14 with fewer warps per
 inline constexpr int kGemvPreparedV19Kernel = -119;  // v17 with the CTA decoding M = 2..4 tokens itself
 inline constexpr int kGemvPreparedV20Kernel = -120;  // v19 with the two-tile GEMV's shape by grid at M = 9..16
 inline constexpr int kGemvPreparedV21Kernel = -121;  // v20 launched as a programmatic dependent of the quantizer
-// kGemvPreparedV10Kernel .. V21: a numbered prepared decode version (its number: -kernel - 100).
+inline constexpr int kGemvPreparedV22Kernel = -122;  // v21 reading the quantizer's decode-ready activations
+// kGemvPreparedV10Kernel .. V22: a numbered prepared decode version (its number: -kernel - 100).
 constexpr bool is_gemv_prepared_version_kernel(int kernel) {
   return (kernel >= kGemvPreparedV14Kernel && kernel <= kGemvPreparedV10Kernel) || kernel == kGemvPreparedV17Kernel ||
-         kernel == kGemvPreparedV19Kernel || kernel == kGemvPreparedV20Kernel || kernel == kGemvPreparedV21Kernel;
+         (kernel >= kGemvPreparedV22Kernel && kernel <= kGemvPreparedV19Kernel);
 }
 // a_code_offset: a's codes of every segment start that many bytes (0..15) past a 16-byte aligned
 // address (tests: every op must reject such operands with an error).
@@ -158,16 +179,20 @@ mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t> x, int64_t 
                                            std::span<const int32_t> perm, const mx::MixedSplit& split,
                                            mx::ScaleRule rule, mx::Rounding r);
 
-// The decode linear as an engine runs it, on one stream without a host sync between the ops:
-// mx_rmsnorm_reorder_quantize (norm_weight: K bf16 values) or, with norm_weight empty,
-// mx_reorder_quantize, then mx_prepare_gemv_weights' layout of w read by mx_mixed_gemv_prepared
-// (version: 0 the default). Returns the quantized activations and y (M, N) as mx_mixed_gemm_host does.
+// The decode linear as an engine runs it, on one stream without a host sync between the ops: the
+// quantizer (producer none: mx_reorder_quantize of x (M, K); rmsnorm: mx_rmsnorm_reorder_quantize of
+// x with norm_weight (K bf16 values); swiglu: mx_swiglu_reorder_quantize of x (M, 2K), rows gate | up),
+// then mx_prepare_gemv_weights' layout of w read by mx_mixed_gemv_prepared (version: 0 the default).
+// decode_acts: the quantizer also writes MxDecodeActs (poisoned first) and the GEMV gets them.
+// Returns the quantized activations and y (M, N) as mx_mixed_gemm_host does.
+enum class DecodeProducer { none, rmsnorm, swiglu };
 struct DecodeLinearResult {
   mx::MxMixedMatrix xq;
   std::vector<float> y;
 };
-DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, std::span<const uint16_t> norm_weight,
-                                         float eps, const mx::MxMixedMatrix& w, OutType out, int version);
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, DecodeProducer producer,
+                                         std::span<const uint16_t> norm_weight, float eps, const mx::MxMixedMatrix& w,
+                                         OutType out, int version, bool decode_acts = false);
 
 // Fused ops on host data (poisoned device outputs). weight: K bf16 or f32 values as bytes.
 mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t> x, int64_t M, int64_t K,

@@ -300,38 +300,42 @@ void launch(const FusedArgs& p, int64_t M, cudaStream_t stream) {
 
 void mx_rmsnorm_reorder_quantize(const uint16_t* d_x, int64_t M, const void* d_weight, WeightType wtype, float eps,
                                  const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
-                                 void* stream) {
+                                 void* stream, const MxDecodeActs* acts) {
   FusedArgs p = make_args("mx_rmsnorm_reorder_quantize", M, d_perm, out, rule, r);
+  const DecodeActsView dact = decode_acts_view(acts, M, out.split, "mx_rmsnorm_reorder_quantize");
   if (M == 0 || p.K == 0) return;
   MM_CUDA_REQUIRE(mixed::aligned16(d_x) && mixed::aligned16(d_weight),
                   "mx_rmsnorm_reorder_quantize: x and weight must be 16-byte aligned");
   // v9's kernel with the prologue in its staging (ties to even); this file's kernel otherwise.
   if (mx_fused_reorder_quantize_v9_launch(wtype == WeightType::f32 ? FusedPrologue::rms_f32w : FusedPrologue::rms_bf16w,
                                           d_x, nullptr, p.K, d_weight, eps, M, d_perm, out, rule, r,
-                                          static_cast<cudaStream_t>(stream)))
+                                          static_cast<cudaStream_t>(stream), dact))
     return;
   p.a = d_x;
   p.w = d_weight;
   p.eps = eps;
   if (wtype == WeightType::f32) launch<Prologue::rms_f32w>(p, M, static_cast<cudaStream_t>(stream));
   else launch<Prologue::rms_bf16w>(p, M, static_cast<cudaStream_t>(stream));
+  if (dact.slots) write_decode_acts(out, dact, static_cast<cudaStream_t>(stream));
 }
 
 void mx_swiglu_reorder_quantize(const uint16_t* d_gate, const uint16_t* d_up, int64_t ld, int64_t M,
                                 const int32_t* d_perm, const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
-                                void* stream) {
+                                void* stream, const MxDecodeActs* acts) {
   FusedArgs p = make_args("mx_swiglu_reorder_quantize", M, d_perm, out, rule, r);
+  const DecodeActsView dact = decode_acts_view(acts, M, out.split, "mx_swiglu_reorder_quantize");
   if (M == 0 || p.K == 0) return;
   MM_CUDA_REQUIRE(ld >= p.K && ld % 8 == 0, "mx_swiglu_reorder_quantize: ld must be >= K and a multiple of 8");
   MM_CUDA_REQUIRE(mixed::aligned16(d_gate) && mixed::aligned16(d_up),
                   "mx_swiglu_reorder_quantize: gate and up must be 16-byte aligned");
   if (mx_fused_reorder_quantize_v9_launch(FusedPrologue::swiglu, d_gate, d_up, ld, nullptr, 0.0f, M, d_perm, out, rule, r,
-                                          static_cast<cudaStream_t>(stream)))
+                                          static_cast<cudaStream_t>(stream), dact))
     return;
   p.a = d_gate;
   p.b = d_up;
   p.ld = ld;
   launch<Prologue::swiglu>(p, M, static_cast<cudaStream_t>(stream));
+  if (dact.slots) write_decode_acts(out, dact, static_cast<cudaStream_t>(stream));
 }
 
 // ---- host conveniences ----

@@ -84,6 +84,14 @@
 // (griddepcontrol.wait) for the activations, so that the weight stream overlaps the quantizer. Same
 // arithmetic, bit-identical results (tests: CudaMxDecodeChain). Measured end to end, producer
 // kernel + GEMM, by bench/bench_decode_linear.cu (bench/RESULTS.md, session 14).
+//
+// v22 (the default since session 15): v21, and where the caller passes the decode-ready activations
+// (MxDecodeActs, written by the quantizer along with its MX output: mx_reorder_quantize_v3.cu's v13
+// kernels) the GEMV reads them instead of decoding the MX activations: no pre-pass kernel (~1.5-2 us at
+// M = 5..16 on K = 4096, and it could not start early above K = 5120, bench/GPU_NOTES.md session 14) and
+// no per-CTA decoding in the fused paths (M = 1 one-wave grids and v19's M = 2..4 take the one-token and
+// token-tile kernels instead). The GEMV is the quantizer's programmatic dependent where the quantizer's
+// grid is small (acts_chain), an ordinary launch after it elsewhere. Without acts v22 is v21.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -92,6 +100,7 @@
 #include <string>
 
 #include "cuda/gemv_shape_policy.hpp"
+#include "cuda/mx_decode_acts.cuh"
 #include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/scratch.cuh"
 
@@ -143,9 +152,14 @@ struct ActPtrs {
 // hold tokens 2q % MP, + 1 (MP = 2: tokens 0 and 1 in every column pair) and only the first M columns
 // are stored. An FP4 slot carries the codes in its low half and the start values of tokens 2q % MP, + 1
 // in its high half (as the tiles do).
-enum ActSrc : int { kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2, kSrcTokens2 = 3, kSrcTokens4 = 4, kSrcTokens8 = 5 };
+// kSrcTilesSC (session 15): the tiles with FP4 slots holding their 8 bytes only and the start values beside
+// the scales, {scale, start} per token (prepare_activations' SC; the quantizer's decode-ready layout).
+enum ActSrc : int {
+  kSrcTiles = 0, kSrcTokenSmem = 1, kSrcTokenGlobal = 2, kSrcTokens2 = 3, kSrcTokens4 = 4, kSrcTokens8 = 5, kSrcTilesSC = 6
+};
 __host__ __device__ constexpr bool one_token(int src) { return src == kSrcTokenSmem || src == kSrcTokenGlobal; }
-__host__ __device__ constexpr int token_slots(int src) { return src >= kSrcTokens2 ? 1 << (src - 2) : 0; }  // MP
+__host__ __device__ constexpr int token_slots(int src) { return src >= kSrcTokens2 && src <= kSrcTokens8 ? 1 << (src - 2) : 0; }  // MP
+__host__ __device__ constexpr bool tile_src(int src) { return src == kSrcTiles || src == kSrcTilesSC; }
 
 struct FusedAct {
   uint4* b;   // [nkb][4] (one token) or [nkb][MP][4]
@@ -241,6 +255,7 @@ __device__ __forceinline__ ActPtrs act_ptrs(const V10Args& p, const FusedAct& f,
     return {f.b + (kb * MP + (g & (MP - 1))) * 4 + q, f.s + kb * MP + ((2 * q) & (MP - 1))};
   if constexpr (one_token(SRC)) return {f.b + kb * 4 + q, f.s + kb};
   const int64_t kt = static_cast<int64_t>(kb) * 8 * NT;
+  if constexpr (SRC == kSrcTilesSC) return {p.act + (kt + g) * 4 + q, p.act_s + 2 * (kt + 2 * q)};
   return {p.act + (kt + g) * 4 + q, p.act_s + kt + 2 * q};
 }
 
@@ -248,6 +263,7 @@ template <int NT, int SRC>
 __device__ __forceinline__ ActPtrs advance(const ActPtrs& a, int blocks) {
   if constexpr (constexpr int MP = token_slots(SRC); MP > 0) return {a.b + blocks * MP * 4, a.s + blocks * MP};
   if constexpr (one_token(SRC)) return {a.b + blocks * 4, a.s + blocks};
+  if constexpr (SRC == kSrcTilesSC) return {a.b + blocks * 8 * NT * 4, a.s + 2 * blocks * 8 * NT};
   return {a.b + blocks * 8 * NT * 4, a.s + blocks * 8 * NT};
 }
 
@@ -273,6 +289,19 @@ __device__ __forceinline__ void load_block(const uint8_t* wsrc, const uint8_t* w
     } else {
       const float s = SRC == kSrcTokenGlobal ? __uint_as_float(ld_nc_u32(ap.s)) : *ap.s;
       r.sa[0] = make_float2(s, s);
+    }
+  } else if constexpr (SRC == kSrcTilesSC) {
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      const uint4 sc = ld_nc_v4(ap.s + 16 * t);  // {scale, start} of tokens 8t + 2q and + 1
+      if constexpr (INT4 && SEG == 0) {
+        const uint2 xy = ld_nc_v2(ap.b + 8 * t * 4);
+        r.b[t] = make_uint4(xy.x, xy.y, 0u, 0u);
+        r.corr[t] = make_int2(static_cast<int>(sc.y), static_cast<int>(sc.w));
+      } else {
+        r.b[t] = ld_nc_v4(ap.b + 8 * t * 4);
+      }
+      r.sa[t] = make_float2(__uint_as_float(sc.x), __uint_as_float(sc.z));
     }
   } else {
 #pragma unroll
@@ -424,7 +453,7 @@ __global__ void __launch_bounds__(kWarps * 32, kWarps == 16 ? 2 : NT == 2 ? two_
   // where this kernel decodes them itself. Launched programmatically (v12, v21) this CTA may start
   // while that kernel runs: its first weight batches go to L2 first, then it waits for the
   // activations (a no-op after an ordinary launch).
-  if (SRC == kSrcTiles || SRC == kSrcTokenGlobal || p.chained) {
+  if (tile_src(SRC) || SRC == kSrcTokenGlobal || p.chained) {
     if constexpr (SPLIT) {  // this warp's own segment only
       const int w0 = p.seg_warps[0], w1 = p.seg_warps[1];
       if (warp < w0) prefetch_first_blocks<0, kWarps>(p, pl, warp, lane, w0);
@@ -693,22 +722,22 @@ TileShape tile_shape(int64_t groups) {
   return shape;
 }
 
-template <int NT>
+template <int NT, int SRC = kSrcTiles>
 void launch_tiles(bool pdl, cudaStream_t s, const V10Args& q, int nkb) {
   const TileShape shape = tile_shape<NT>(q.groups);
   const auto grid = static_cast<unsigned>(q.groups);
   const unsigned threads = 32u * static_cast<unsigned>(shape.warps);
   const auto go = [&](auto kernel) { launch_after_prepass(kernel, grid, threads, pdl, s, q, nkb); };
   const int w = shape.warps, b = shape.batch;
-  if (w == 1 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 1>);
-  else if (w == 2 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 2>);
-  else if (w == 2 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 2, false, false, 2>);
-  else if (w == 4 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 4>);
-  else if (w == 4 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 4, false, false, 2>);
-  else if (w == 8 && b == 4) go(gemv_frag<NT, true, true, kSrcTiles, 8>);
-  else if (w == 8 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 8, false, false, 2>);
-  else if (w == 16 && b == 2) go(gemv_frag<NT, true, true, kSrcTiles, 16, false, false, 2>);
-  else if (w == 16 && b == 1) go(gemv_frag<NT, true, true, kSrcTiles, 16, false, false, 1>);
+  if (w == 1 && b == 4) go(gemv_frag<NT, true, true, SRC, 1>);
+  else if (w == 2 && b == 4) go(gemv_frag<NT, true, true, SRC, 2>);
+  else if (w == 2 && b == 2) go(gemv_frag<NT, true, true, SRC, 2, false, false, 2>);
+  else if (w == 4 && b == 4) go(gemv_frag<NT, true, true, SRC, 4>);
+  else if (w == 4 && b == 2) go(gemv_frag<NT, true, true, SRC, 4, false, false, 2>);
+  else if (w == 8 && b == 4) go(gemv_frag<NT, true, true, SRC, 8>);
+  else if (w == 8 && b == 2) go(gemv_frag<NT, true, true, SRC, 8, false, false, 2>);
+  else if (w == 16 && b == 2) go(gemv_frag<NT, true, true, SRC, 16, false, false, 2>);
+  else if (w == 16 && b == 1) go(gemv_frag<NT, true, true, SRC, 16, false, false, 1>);
   else MM_CUDA_REQUIRE(false, "no token-tile GEMV with " + std::to_string(w) + " warps per row group and " + std::to_string(b) + "-block batches");
 }
 
@@ -763,14 +792,43 @@ bool launch_fused_tokens(cudaStream_t s, V10Args q, int nkb) {
   return launch_fused_tokens_as<kSrcTokens8>(s, q, nkb);
 }
 
+// v22: where the caller's decode-ready activations replace the in-kernel or pre-pass decoding. 2 (the
+// default, MICROMIX_GEMV_ACTS=all): everywhere, also in place of the fused paths' per-CTA decoding (M = 1
+// one-wave grids, v19's M = 2..4); 1 (=prepass): only where v21 would run a pre-pass kernel (v21's kernels,
+// bit-identical y); 0 (=0): never (v21). Read per call. H100, 70/20/10, Llama-3.1-8B chains (RMSNorm +
+// quantizer + GEMV), v21 -> =prepass -> =all: qkv M = 1 14.4 -> 14.8 -> 13.5 us, M = 4 17.0 -> 18.5 -> 15.3;
+// o M = 4 14.6 -> 15.9 -> 13.1 (bench/GPU_NOTES.md, session 15).
+int gemv_acts_mode() {
+  const std::string v = env_knob("MICROMIX_GEMV_ACTS", {"0", "prepass", "all"});
+  return v == "0" ? 0 : v == "prepass" ? 1 : 2;
+}
+
+// v22: whether the GEMV reading the quantizer's activations starts early behind it (programmatic
+// dependent launch): only where the quantizer's grid is small (<= 12 CTAs). Launched early, the GEMV's
+// CTAs take the SM slots beside the quantizer's. H100, 70/20/10, early against after, chains in one
+// process (bench/GPU_NOTES.md, session 15): with 2-12 quantizer CTAs early gained 0.9-3.5 us on every
+// layer measured (Llama-3.1-8B, 70B, Qwen2.5-32B); with 14-16 it went either way (8B down M = 4 -1.4 us,
+// 70B o M = 16 -4.3, Qwen2.5-32B down M = 1 +2.1), from 28 on it lost (8B down M = 16 -5, 70B down M = 16
+// -15). MICROMIX_GEMV_ACTS_CHAIN (0: never, all: always) overrides it, read per call.
+bool acts_chain(const V10Args& q) {
+  if (!q.chained) return false;
+  const std::string v = env_knob("MICROMIX_GEMV_ACTS_CHAIN", {"0", "all"});
+  if (!v.empty()) return v == "all";
+  return quantizer_ctas(q.M, 32 * static_cast<int64_t>(q.nb[0] + q.nb[1] + q.nb[2])) <= 12;
+}
+
 template <int NT, bool INT4>
 // ws: the decoded-activation workspace (ws_bytes, pairs first, act_bytes of them), allocated here on
 // the first launch that needs the pre-pass (the fused M = 1 path does not); the caller frees it.
 // v14: at M = 1 beyond the fused path, the compact one-token pre-pass (prepare_token); v17: the same
-// with gemv_warps_per_group's CTAs.
-void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, int version, cudaStream_t s) {
+// with gemv_warps_per_group's CTAs. given (v22; slots 0: none): the quantizer's decode-ready activations
+// in the layout this M reads (1 or 8 NT slots), used as gemv_acts_mode says; the GEMV is then the call's
+// first kernel, launched as a programmatic dependent of the quantizer.
+void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t act_bytes, int version, cudaStream_t s,
+                     const DecodeActsView& given = {}) {
   const bool pdl = version >= 12, token = version >= 14;
   const unsigned grid = static_cast<unsigned>(q.N / 16);
+  const int acts_mode = INT4 && given.slots && nkb > 0 ? gemv_acts_mode() : 0;
   if constexpr (INT4 && NT == 1) {
     const size_t fused = static_cast<size_t>(nkb) * kFusedBytesPerBlock;
     // CTAs the GPU holds at once with 16 / 8 warps per row group (current device, first call):
@@ -780,42 +838,63 @@ void launch_prepared(V10Args q, int nkb, uint8_t*& ws, size_t ws_bytes, size_t a
     static const int64_t resident8 = std::max<int64_t>(
         1, fused_resident_ctas(gemv_frag<1, true, false, kSrcTokenSmem, 8>, 8 * 32, kFusedMaxBlocks * kFusedBytesPerBlock));
     const bool exact = version >= 17 && gemv_exact_tails();
-    if (q.M == 1 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
+    if (q.M == 1 && acts_mode < 2 && nkb <= kFusedMaxBlocks && static_cast<int64_t>(grid) <= resident8) {
       const bool sixteen = static_cast<int64_t>(grid) <= resident16;
       if (exact) launch_fused<true>(sixteen, fused, s, q, nkb);
       else launch_fused<false>(sixteen, fused, s, q, nkb);
       return;
     }
-    if (version >= 19 && q.M >= 2 && q.M <= gemv_fused_tokens_max() && nkb <= kFusedMaxBlocks && launch_fused_tokens(s, q, nkb))
+    if (version >= 19 && q.M >= 2 && q.M <= gemv_fused_tokens_max() && acts_mode < 2 && nkb <= kFusedMaxBlocks &&
+        launch_fused_tokens(s, q, nkb))
       return;
     if (q.M == 1 && token && nkb > 0) {
-      if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 68
-      q.act = reinterpret_cast<uint4*>(ws);
-      q.act_s = reinterpret_cast<float*>(ws + static_cast<size_t>(nkb) * 64);
-      const auto ctas = static_cast<unsigned>((nkb * 4 + 255) / 256);
-      launch_programmatic(prepare_token, ctas, 256, 0, chain_prepass(q), s, q, nkb, const_cast<uint4*>(q.act),
-                          const_cast<float*>(q.act_s));
-      if (version >= 17 && exact) launch_token_warps<true>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
-      else if (version >= 17) launch_token_warps<false>(gemv_warps_per_group(q.groups), pdl, s, q, nkb);
+      bool gemv_pdl = pdl;
+      if (acts_mode) {  // v22: the quantizer wrote the compact layout
+        q.act = given.b;
+        q.act_s = given.s;
+        gemv_pdl = acts_chain(q);
+      } else {
+        if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));  // ws_bytes > nkb * 68
+        q.act = reinterpret_cast<uint4*>(ws);
+        q.act_s = reinterpret_cast<float*>(ws + static_cast<size_t>(nkb) * 64);
+        const auto ctas = static_cast<unsigned>((nkb * 4 + 255) / 256);
+        launch_programmatic(prepare_token, ctas, 256, 0, chain_prepass(q), s, q, nkb, const_cast<uint4*>(q.act),
+                            const_cast<float*>(q.act_s));
+      }
+      if (version >= 17 && exact) launch_token_warps<true>(gemv_warps_per_group(q.groups), gemv_pdl, s, q, nkb);
+      else if (version >= 17) launch_token_warps<false>(gemv_warps_per_group(q.groups), gemv_pdl, s, q, nkb);
       else launch_after_prepass(gemv_frag<1, true, false, kSrcTokenGlobal>, grid, kWarpsDefault * 32, pdl, s, q, nkb);
       return;
     }
   }
-  if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));
-  uint4* act = reinterpret_cast<uint4*>(ws);
-  float* act_s = reinterpret_cast<float*>(ws + act_bytes);
-  q.act = act;
-  q.act_s = act_s;
-  if (nkb > 0) {
-    const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
-    const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
-    launch_programmatic(prepare_activations<NT, INT4>, blocks, 256, 0, chain_prepass(q), s, q, nkb, act, act_s,
-                        static_cast<int*>(nullptr));
+  bool gemv_pdl = pdl;
+  // v22: the tiles' {scale, start} form (kSrcTilesSC, mx_decode_acts.cuh), also from the pre-pass.
+  const bool sc = INT4 && version >= 22 && !(NT == 1 && q.M == 1);
+  if (acts_mode) {  // v22: the quantizer wrote the token tiles
+    q.act = given.b;
+    q.act_s = given.s;
+    gemv_pdl = acts_chain(q);
+  } else {
+    if (!ws) ws = static_cast<uint8_t*>(scratch_alloc(ws_bytes, s));
+    uint4* act = reinterpret_cast<uint4*>(ws);
+    float* act_s = reinterpret_cast<float*>(ws + act_bytes);
+    q.act = act;
+    q.act_s = act_s;
+    if (nkb > 0) {
+      const int64_t threads = static_cast<int64_t>(nkb) * 8 * NT * 4;
+      const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
+      if (sc)
+        launch_programmatic(prepare_activations<NT, kActInt4, true>, blocks, 256, 0, chain_prepass(q), s, q, nkb, act, act_s,
+                            static_cast<int*>(nullptr));
+      else
+        launch_programmatic(prepare_activations<NT, INT4>, blocks, 256, 0, chain_prepass(q), s, q, nkb, act, act_s,
+                            static_cast<int*>(nullptr));
+    }
   }
   bool single = false;  // v11 at M = 1 skips the odd tokens' promotion
   if constexpr (INT4 && NT == 1) single = q.M == 1;
   if constexpr (INT4) {
-    if (!single && version >= 20) return launch_tiles<NT>(pdl, s, q, nkb);
+    if (!single && version >= 20) return sc ? launch_tiles<NT, kSrcTilesSC>(gemv_pdl, s, q, nkb) : launch_tiles<NT>(gemv_pdl, s, q, nkb);
     if (!single && version >= 17 && gemv_tile_warps_for<NT>(q.groups) == 4)
       return launch_after_prepass(gemv_frag<NT, true, true, kSrcTiles, 4>, grid, 4 * 32, pdl, s, q, nkb);
   }
@@ -841,14 +920,15 @@ bool gemvp::chain_prepass(const V10Args& q) {
   return q.nb[0] + q.nb[1] + q.nb[2] <= (v.empty() ? 160 : std::stoi(v));
 }
 
-int mx_mixed_gemv_prepared_default_version() { return 21; }
+int mx_mixed_gemv_prepared_default_version() { return 22; }
 
 void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepared, void* d_y, OutType out,
-                            void* stream, int version) {
+                            void* stream, int version, const MxDecodeActs* acts) {
   check_operands("mx_mixed_gemv_prepared", a, w_prepared);
   if (version == 0) version = mx_mixed_gemv_prepared_default_version();
-  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || version == 19 || version == 20 || version == 21,
-                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19 .. 21)");
+  MM_CUDA_REQUIRE((version >= 10 && version <= 14) || version == 17 || (version >= 19 && version <= 22),
+                  "mx_mixed_gemv_prepared: version " + std::to_string(version) + " does not exist (0, 10 .. 14, 17, 19 .. 22)");
+  const DecodeActsView given = version >= 22 ? decode_acts_view(acts, a.rows, a.split, "mx_mixed_gemv_prepared") : DecodeActsView{};
   if (w_prepared.rows == 0 || a.rows == 0) return;
   V10Args p{};
   p.a = seg_view(a);
@@ -871,7 +951,7 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
   const int nkb = p.nb[0] + p.nb[1] + p.nb[2];
   // Stream-ordered workspace for the decoded activations of up to 16 rows (pairs, scales), taken by
   // the first launch that runs the pre-pass.
-  const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 4;
+  const size_t act_bytes = static_cast<size_t>(nkb) * 16 * 64, act_s_bytes = static_cast<size_t>(nkb) * 16 * 8;  // (the SC pairs)
   uint8_t* ws = nullptr;
   // Rows per launch pair: 16 (v10-v12; the decode range is M <= 16, larger M works), 64 (v13, v14).
   // v13 = v12 up to 16 rows, the rows kernel beyond (mx_gemv_decode_rows.cu); v14 = v13 with the
@@ -898,14 +978,60 @@ void mx_mixed_gemv_prepared(const MxMixedDevice& a, const MxMixedDevice& w_prepa
     if (rows) {
       gemv_rows_launch(q, nkb, ws, s);
     } else if (version >= 11) {
-      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
-      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
+      if (two) launch_prepared<2, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s, given);
+      else launch_prepared<1, true>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s, given);
     } else {
       if (two) launch_prepared<2, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
       else launch_prepared<1, false>(q, nkb, ws, act_bytes + act_s_bytes, act_bytes, version, s);
     }
   }
   scratch_free(ws, s);
+}
+
+size_t mx_decode_acts_bytes(int64_t M, const mx::MixedSplit& split) {
+  const int slots = decode_act_slots(M);  // tiles: room for the {scale, start} form
+  return static_cast<size_t>(split.cols() / mx::kBlock) * slots * (sizeof(uint4) * 4 + sizeof(float) * (slots > 1 ? 2 : 1));
+}
+
+DecodeActsView decode_acts_view(const MxDecodeActs* acts, int64_t M, const mx::MixedSplit& split, const char* op) {
+  const int slots = decode_act_slots(M);
+  const int64_t nkb = split.cols() / mx::kBlock;
+  if (!acts || slots == 0 || nkb == 0) return {};
+  const size_t need = mx_decode_acts_bytes(M, split);
+  MM_CUDA_REQUIRE(acts->data && acts->bytes >= need, std::string(op) + ": the decode-ready activation buffer holds " +
+                                                         std::to_string(acts->bytes) + " bytes, M = " + std::to_string(M) +
+                                                         " needs " + std::to_string(need) + " (mx_decode_acts_bytes)");
+  MM_CUDA_REQUIRE(mixed::aligned16(acts->data), std::string(op) + ": the decode-ready activation buffer must be 16-byte aligned");
+  DecodeActsView v;
+  v.b = static_cast<uint4*>(acts->data);
+  v.s = reinterpret_cast<float*>(v.b + nkb * slots * 4);
+  v.slots = slots;
+  v.nkb = static_cast<int>(nkb);
+  return v;
+}
+
+void write_decode_acts(const MxMixedDeviceOut& a, const DecodeActsView& v, cudaStream_t stream) {
+  using namespace gemvp;
+  if (v.slots == 0 || a.rows == 0) return;
+  V10Args p{};
+  for (int seg = 0; seg < mx::kSegments; ++seg) {
+    p.a.codes[seg] = a.codes[seg];
+    p.a.scales[seg] = a.scales[seg];
+    p.a.row_bytes[seg] = static_cast<int64_t>(mx::packed_row_bytes(a.split.format(seg), a.split.count(seg)));
+    p.a.blocks[seg] = a.split.count(seg) / mx::kBlock;
+    p.nb[seg] = static_cast<int>(p.a.blocks[seg]);
+  }
+  p.M = a.rows;
+  p.fp6_e2m3 = a.split.fp6 == mx::ElemFormat::fp6_e2m3;
+  p.seg_start[1] = p.nb[0];
+  p.seg_start[2] = p.nb[0] + p.nb[1];
+  const int nkb = v.nkb;
+  const int64_t threads = static_cast<int64_t>(nkb) * v.slots * 4;  // the kernels take whole CTAs (quad shuffles)
+  const auto ctas = static_cast<unsigned>((threads + 255) / 256);
+  if (v.slots == 1) prepare_token<<<ctas, 256, 0, stream>>>(p, nkb, v.b, v.s);
+  else if (v.slots == 8) prepare_activations<1, kActInt4, true><<<ctas, 256, 0, stream>>>(p, nkb, v.b, v.s, nullptr);
+  else prepare_activations<2, kActInt4, true><<<ctas, 256, 0, stream>>>(p, nkb, v.b, v.s, nullptr);
+  MM_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace micromix::cuda

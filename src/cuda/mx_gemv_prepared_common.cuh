@@ -288,11 +288,14 @@ __device__ __forceinline__ ActQuarter decode_act_quarter(const V10Args& p, bool 
 // (blocks of 256 threads) and the thread count is a multiple of 4. kActInt4, FP4 blocks: the slot
 // (kb, token, q) carries its 8 bytes and, in its other half, the starting sums of tokens 2q and
 // 2q + 1 of its 8-token tile (the GEMV lane that reads this slot accumulates those two tokens; one
-// warp holds a tile's 8 tokens). kActBf16: act_f[kb] = 1 when all of the block's tokens were folded
-// (a block's 32 NT threads lie in one CTA of 256, since 256 is a multiple of 32 NT).
-template <int NT, int MODE>
+// warp holds a tile's 8 tokens). SC (kActInt4 only; the GEMV's kSrcTilesSC): FP4 slots carry their 8
+// bytes only (the high half zero) and act_s holds per token the pair {scale, start value} (the start
+// value's int bits; 0 for FP6 / FP8 blocks). kActBf16: act_f[kb] = 1 when all of the block's tokens
+// were folded (a block's 32 NT threads lie in one CTA of 256, since 256 is a multiple of 32 NT).
+template <int NT, int MODE, bool SC = false>
 __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act, float* __restrict__ act_s,
                                     int* __restrict__ act_f) {
+  static_assert(!SC || MODE == kActInt4, "the {scale, start} pairs are the integer path's");
   griddep_launch_dependents();  // v12, v13: the GEMV's CTAs may start and prefetch their weights now
   griddep_wait();               // v21: the producer's activations (a no-op after an ordinary launch)
   static_assert(256 % (32 * NT) == 0, "a K block's threads in one CTA");
@@ -302,7 +305,7 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
   const int kb = live ? kt / (8 * NT) : 0;
   const int tok = kt - kb * 8 * NT;
   ActQuarter d = decode_act_quarter<MODE>(p, live, kb, tok, q);
-  if constexpr (MODE == kActInt4) {
+  if constexpr (MODE == kActInt4 && !SC) {
     const int c0 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q), c1 = __shfl_sync(0xFFFFFFFFu, d.c, 8 * q + 4);
     if (kb < p.seg_start[1]) d.b.z = static_cast<uint32_t>(c0), d.b.w = static_cast<uint32_t>(c1);
   }
@@ -317,7 +320,11 @@ __global__ void prepare_activations(V10Args p, int nkb, uint4* __restrict__ act,
   }
   if (!live) return;
   act[i] = d.b;
-  if (q == 0) act_s[kt] = d.s;
+  if constexpr (SC) {
+    if (q == 0) *reinterpret_cast<float2*>(act_s + 2 * kt) = make_float2(d.s, __int_as_float(d.c));
+  } else {
+    if (q == 0) act_s[kt] = d.s;
+  }
 }
 
 // kernel<<<grid, threads, smem, s>>>(args...), with pdl as a programmatic dependent launch of the

@@ -138,7 +138,7 @@ void set_reorder_quantize_version(int v) {
 }
 
 void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
-                                mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
+                                mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream, const MxDecodeActs* acts) {
   const mx::MixedSplit& s = out.split;
   const int64_t K = s.cols();
   for (int i = 0; i < mx::kSegments; ++i)
@@ -149,12 +149,13 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
   MM_CUDA_REQUIRE(M == out.rows && M >= 0, "mx_reorder_quantize: M does not match out.rows");
   MM_CUDA_REQUIRE(mixed::aligned16(d_x), "mx_reorder_quantize: x must be 16-byte aligned");
   MM_CUDA_REQUIRE(K * 2 <= 200 * 1024, "mx_reorder_quantize: K = " + std::to_string(K) + " is too large for one row in shared memory");
+  const DecodeActsView dact = decode_acts_view(acts, M, s, "mx_reorder_quantize");
   if (M == 0 || K == 0) return;
   MM_CUDA_REQUIRE(M <= 0x7fffffff, "mx_reorder_quantize: M too large");
   // Default: v11 (H100, 2026-11-26 session 8, M = 8192, K = 4096 / 14336: 0.71 / 0.75 of copy; v9
   // 0.67 / 0.73 in the same run).
   // v12 = v11 with K split over CTAs where the row groups alone would not fill the GPU (M <= 16).
-  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 12 : g_version, d_x, M, d_perm, out, rule, r, stream))
+  if (g_version != 1 && mx_reorder_quantize_v3_launch(g_version == 0 ? 12 : g_version, d_x, M, d_perm, out, rule, r, stream, dact))
     return;
   QuantArgs p{};
   p.x = d_x;
@@ -176,11 +177,12 @@ void mx_reorder_quantize_launch(const uint16_t* d_x, int64_t M, const int32_t* d
     MM_CUDA_CHECK(cudaFuncSetAttribute(reorder_quantize_v1, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   reorder_quantize_v1<<<static_cast<unsigned>(M), 256, smem, stream>>>(p);
   MM_CUDA_CHECK(cudaGetLastError());
+  if (dact.slots) write_decode_acts(out, dact, stream);
 }
 
 void mx_reorder_quantize(const uint16_t* d_x, int64_t M, const int32_t* d_perm, const MxMixedDeviceOut& out,
-                         mx::ScaleRule rule, mx::Rounding r, void* stream) {
-  mx_reorder_quantize_launch(d_x, M, d_perm, out, rule, r, static_cast<cudaStream_t>(stream));
+                         mx::ScaleRule rule, mx::Rounding r, void* stream, const MxDecodeActs* acts) {
+  mx_reorder_quantize_launch(d_x, M, d_perm, out, rule, r, static_cast<cudaStream_t>(stream), acts);
 }
 
 }  // namespace micromix::cuda

@@ -32,6 +32,8 @@
 #include <string>
 
 #include "cuda/fused_prologue_math.hpp"
+#include "cuda/mx_decode_acts.cuh"
+#include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/mx_mixed_device.cuh"
 #include "cuda/ptx_helpers.cuh"
 #include "cuda/mx_reorder_quantize.cuh"
@@ -80,6 +82,7 @@ struct V3Args {
   int ceil_rule;
   uint32_t even;  // 1: ties to even, 0: ties away
   int split_units;  // v12: units (8 permuted columns) quantized per CTA, CTAs along y (0: all of K)
+  DecodeActsView dact;  // v13: the decode-ready layout to write as well (slots 0: none)
 };
 
 // Byte offset of column c in the staged row group (see the swizzle note above).
@@ -195,9 +198,10 @@ __device__ __forceinline__ uint32_t pack_fp4x4_f16(const uint32_t (&r)[4], const
   return w | (v[3] & 0x80008000u);
 }
 
+// stored[r]: the code word stored for row r (v13's decode-ready layout is built from it).
 template <int R, bool F16 = false>
 __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32_t (&g)[R / 2][8], const uint32_t (&inv)[R],
-                                                   int64_t row0, int rows, int lb, int q) {
+                                                   int64_t row0, int rows, int lb, int q, uint32_t (&stored)[R]) {
   constexpr uint32_t kEmin2 = 0x3F803F80u;   // bf16 exponent bits of 2^0 (E2M1 emin), both halves
   constexpr uint32_t kMagic2 = 0x03400340u;  // + 6 binades, mantissa 1.5: M = 1.5 * 2^(e + 6)
 #pragma unroll
@@ -235,7 +239,8 @@ __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32
       const int r = 2 * h + k;
       if (r >= rows) break;
       const uint32_t word = __byte_perm(wa, wb, k == 0 ? 0x5410 : 0x7632);
-      *reinterpret_cast<uint32_t*>(p.codes[0] + (row0 + r) * p.row_bytes[0] + lb * 16 + 4 * q) = inv[r] != 0 ? word : 0u;
+      stored[r] = inv[r] != 0 ? word : 0u;
+      *reinterpret_cast<uint32_t*>(p.codes[0] + (row0 + r) * p.row_bytes[0] + lb * 16 + 4 * q) = stored[r];
     }
   }
 }
@@ -247,9 +252,11 @@ __device__ __forceinline__ void encode_store_fp4x2(const V3Args& p, const uint32
 // F16 (v11): FP6 without the two float clamps per value. The scale rule keeps the scaled |v| below
 // 2^(emax + 1) (8 for E2M3, 32 for E3M2), so its 8-bit code's magnitude is at most 0x20, reached only
 // above max_normal; one subtraction per 4 codes turns 0x20 into 0x1F (the saturation).
+// lo[r] / hi[r]: row r's stored bytes 0-3 / 4-7 (FP6: 4-5), as the decode GEMV's pre-pass loads them.
 template <class F, int R, bool F16 = false>
 __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg, const uint32_t (&g)[R / 2][8],
-                                                        const uint32_t (&inv)[R], int64_t row0, int rows, int lb, int q) {
+                                                        const uint32_t (&inv)[R], int64_t row0, int rows, int lb, int q,
+                                                        uint32_t (&lo)[R], uint32_t (&hi)[R]) {
   constexpr bool kFp6 = F::kBits == 6, kE5M2 = kFp6 && F::kM == 2;
   constexpr float kShift = !kFp6 ? 1.0f : kE5M2 ? 1.0f / 4096.0f : 1.0f / 64.0f;
   constexpr float kMax = F::kBits == 8 ? 448.0f : kE5M2 ? 28.0f : 7.5f;
@@ -275,6 +282,7 @@ __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg
     if (inv[r] == 0) w0 = w1 = 0u;  // NaN row: codes 0
     uint8_t* out = p.codes[seg] + (row0 + r) * p.row_bytes[seg];
     if constexpr (!kFp6) {
+      lo[r] = w0, hi[r] = w1;
       *reinterpret_cast<uint2*>(out + lb * 32 + 8 * q) = make_uint2(w0, w1);
     } else {
       // Byte s.mmmmmmm (magnitude <= 0x1F, or 0x20 for F16) -> 6-bit code s.mmmmm, 4 at a time.
@@ -288,17 +296,69 @@ __device__ __forceinline__ void encode_store_fp68_words(const V3Args& p, int seg
       // 4 codes in bytes -> 24 bits.
       const uint32_t p0 = (w0 & 0x3Fu) | ((w0 >> 2) & 0xFC0u) | ((w0 >> 4) & 0x3F000u) | ((w0 >> 6) & 0xFC0000u);
       const uint32_t p1 = (w1 & 0x3Fu) | ((w1 >> 2) & 0xFC0u) | ((w1 >> 4) & 0x3F000u) | ((w1 >> 6) & 0xFC0000u);
-      const uint32_t lo = p0 | (p1 << 24), hi = p1 >> 8;
+      const uint32_t l = p0 | (p1 << 24), h = p1 >> 8;
+      lo[r] = l, hi[r] = h;
       uint8_t* o = out + lb * 24 + 6 * q;  // 4-byte aligned for even q, 2-byte for odd q
       if ((q & 1) == 0) {
-        *reinterpret_cast<uint32_t*>(o) = lo;
-        *reinterpret_cast<uint16_t*>(o + 4) = static_cast<uint16_t>(hi);
+        *reinterpret_cast<uint32_t*>(o) = l;
+        *reinterpret_cast<uint16_t*>(o + 4) = static_cast<uint16_t>(h);
       } else {
-        *reinterpret_cast<uint16_t*>(o) = static_cast<uint16_t>(lo);
-        *reinterpret_cast<uint32_t*>(o + 2) = (lo >> 16) | (hi << 16);
+        *reinterpret_cast<uint16_t*>(o) = static_cast<uint16_t>(l);
+        *reinterpret_cast<uint32_t*>(o + 2) = (l >> 16) | (h << 16);
       }
     }
   }
+}
+
+// v13: the quad's block kb of its rows in the decode-ready layout (mx_decode_acts.cuh), from the code
+// words just stored (lo / hi per row, as the GEMV's pre-pass loads them) and the scale codes (sc: of this
+// lane's row q & (R - 1); sc0: of row 0), by the pre-pass's own decoders (mx_gemv_prepared_common.cuh):
+// the same bytes it would write. Every lane of the quad is here (a block's 4 units are one lane quad,
+// active together, in one segment): the FP4 block sums are quad shuffles. Rows past M (r >= rows) are
+// not decoded: their start values are 0, their slots are not written.
+template <int SEG, bool E2M3, int R>
+__device__ __forceinline__ void store_decode_slots(const V3Args& p, int kb, int q, int64_t row0, int rows, const uint32_t (&lo)[R],
+                                                   const uint32_t (&hi)[R], uint32_t sc, uint32_t sc0) {
+  const DecodeActsView& d = p.dact;
+  const unsigned quad = 0xFu << (threadIdx.x & 28u);
+  constexpr float kScaleFactor = SEG == 0 ? 0.25f : 1.0f;  // FP4: (2a)(2w) = 4 aw
+  uint4 b[R];
+  int c[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    c[r] = 0;
+    if (r >= rows) continue;  // uniform over the quad (and the CTA)
+    if constexpr (SEG == 0) {
+      int sum = gemvp::fp4x8_to_s8(lo[r], b[r].x, b[r].y);
+      sum += __shfl_xor_sync(quad, sum, 1);
+      sum += __shfl_xor_sync(quad, sum, 2);
+      c[r] = -12 * sum;
+      b[r].z = b[r].w = 0u;
+    } else {
+      uint32_t P[4];
+      gemvp::row_pairs<SEG, E2M3>(lo[r], hi[r], P);
+      b[r] = make_uint4(P[0], P[1], P[2], P[3]);
+    }
+  }
+  if (d.slots == 1) {  // M = 1: the compact one-token layout
+    const float s0 = mixed::scale_f32(sc0) * kScaleFactor;
+    uint4 v = b[0];
+    if constexpr (SEG == 0) v.z = __float_as_uint(s0), v.w = static_cast<uint32_t>(c[0]);
+    d.b[kb * 4 + q] = v;
+    if (q == 0) d.s[kb] = s0;
+    return;
+  }
+  const int64_t base = static_cast<int64_t>(kb) * d.slots;  // tiles: whole slots, lane q the pair of row q
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+    d.b[(base + row0 + r) * 4 + q] = b[r];
+  }
+  int cq = c[0];
+#pragma unroll
+  for (int r = 1; r < R; ++r) cq = q == r ? c[r] : cq;
+  if (q < R && q < rows)
+    *reinterpret_cast<float2*>(d.s + 2 * (base + row0 + q)) = make_float2(mixed::scale_f32(sc) * kScaleFactor, __int_as_float(cq));
 }
 
 // Encodes and stores the thread's 8 columns of every row. g[h][i]: rows 2h (low half) and 2h + 1
@@ -371,8 +431,10 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false>
+// DACT (v13): also the decode-ready layout (p.dact; store_decode_slots; PACKED only).
+template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false, bool DACT = false>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
+  static_assert(!DACT || PACKED, "the decode-ready layout is written by the packed encoders");
   ptx::griddep_launch_dependents();  // a decode GEMV launched as our programmatic dependent (v21) may start now
   extern __shared__ uint4 s_raw[];
   uint8_t* s = reinterpret_cast<uint8_t*>(s_raw);
@@ -611,26 +673,37 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     uint32_t inv[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) inv[r] = __shfl_sync(0xffffffffu, invq, (lane & ~3) + r);
+    const uint32_t sc0 = DACT ? __shfl_sync(0xffffffffu, sc, lane & ~3) : 0u;  // row 0's (v13, M = 1)
     if (!active) continue;
+    uint32_t lo[R], hi[R];  // the stored code words per row (zeros for rows past M)
+#pragma unroll
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = 0u;
     if (seg == 0) {
-      if constexpr (PACKED) encode_store_fp4x2<R, F16>(p, g, inv, row0, rows, lb, q);
+      if constexpr (PACKED) encode_store_fp4x2<R, F16>(p, g, inv, row0, rows, lb, q, lo);
       else encode_store<QFp4, R, FAST, HW>(p, 0, g, inv, row0, rows, lb, q);
     }
     else if constexpr (PACKED) {
-      if (seg == 2) encode_store_fp68_words<QE4M3, R, F16>(p, 2, g, inv, row0, rows, lb, q);
-      else if (p.fp6_e2m3) encode_store_fp68_words<QE2M3, R, F16>(p, 1, g, inv, row0, rows, lb, q);
-      else encode_store_fp68_words<QE3M2, R, F16>(p, 1, g, inv, row0, rows, lb, q);
+      if (seg == 2) encode_store_fp68_words<QE4M3, R, F16>(p, 2, g, inv, row0, rows, lb, q, lo, hi);
+      else if (p.fp6_e2m3) encode_store_fp68_words<QE2M3, R, F16>(p, 1, g, inv, row0, rows, lb, q, lo, hi);
+      else encode_store_fp68_words<QE3M2, R, F16>(p, 1, g, inv, row0, rows, lb, q, lo, hi);
     } else if (seg == 2) encode_store<QE4M3, R, FAST, HW>(p, 2, g, inv, row0, rows, lb, q);
     else if (p.fp6_e2m3) encode_store<QE2M3, R, FAST, HW>(p, 1, g, inv, row0, rows, lb, q);
     else encode_store<QE3M2, R, FAST, HW>(p, 1, g, inv, row0, rows, lb, q);
+    if constexpr (DACT) {
+      if (seg == 0) store_decode_slots<0, false, R>(p, b, q, row0, rows, lo, hi, sc, sc0);
+      else if (seg == 2) store_decode_slots<2, false, R>(p, b, q, row0, rows, lo, hi, sc, sc0);
+      else if (p.fp6_e2m3) store_decode_slots<1, true, R>(p, b, q, row0, rows, lo, hi, sc, sc0);
+      else store_decode_slots<1, false, R>(p, b, q, row0, rows, lo, hi, sc, sc0);
+    }
   }
 }
 
-template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false>
+template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false,
+          bool DACT = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
   const size_t smem = static_cast<size_t>(p.K) * 2 * R * (PRO == kProSwigluLate ? 2 : 1) + (kRmsNorm ? static_cast<size_t>(p.K) * 4 : 0);
-  constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16>;
+  constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16, DACT>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
     MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
@@ -734,14 +807,25 @@ int quantize_split_units(int64_t M, int64_t K) {
   return v.empty() ? 256 : std::stoi(v);
 }
 
+}  // namespace
+
+int64_t quantizer_ctas(int64_t M, int64_t K) {
+  const int64_t rows = (M + v9_rows(K) - 1) / v9_rows(K), split = quantize_split_units(M, K);
+  return split ? rows * ((K / 8 + split - 1) / split) : rows;
+}
+
+namespace {
+
 // v9's configuration with prologue PRO: 4 rows per CTA up to K = 8192; 2 rows and 4 staging loads
 // ahead above (v8 vs v6 on H200: K = 14336 0.53 vs 0.47 of copy, K = 4096 0.46 vs 0.49).
 // F16 = v11: v9's shapes with v11's encoders (fp4_codes_f16, the FP6 words without float clamps) and,
 // without a prologue, two column groups of staging loads in flight at K <= 8192 (with v9's integer
 // encoder the same change lost: v7; with the integer pipe relieved it gains 3%, bench/GPU_NOTES.md).
 // split_units: v12's K split (quantize_split_units; 0: none).
+// v13: with p.dact set, v11's kernels on the split (small-M) path also write the decode-ready layout;
+// returns whether they did (elsewhere the caller writes it from the MX output: write_decode_acts).
 template <int PRO, bool F16 = false>
-void launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
+bool launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
   p.split_units = split_units;
   // (The prologues need more registers: 4 CTAs per SM instead of 5 keeps them from spilling. The late
   // SwiGLU runs at small M only, a few CTAs: 2 per SM, and 2 column groups ahead instead of 4 above
@@ -749,8 +833,17 @@ void launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
   constexpr bool kLate = PRO == kProSwigluLate;
   constexpr int kMinBlocks = PRO == kProNone ? 5 : kLate ? 2 : 4;
   constexpr int kAhead = F16 && PRO == kProNone ? 2 : 1;
+  if constexpr (F16 && PRO != kProSwiglu) {
+    if (p.dact.slots && split_units) {  // (a few CTAs at these M: registers for the layout's values, no spills)
+      constexpr int kDactMinBlocks = 2;
+      if (p.K <= 8192) launch_v3<4, true, kDactMinBlocks, true, kAhead, true, PRO, F16, true>(p, stream);
+      else launch_v3<2, true, kDactMinBlocks, true, kLate ? 2 : 4, true, PRO, F16, true>(p, stream);
+      return true;
+    }
+  }
   if (p.K <= 8192) launch_v3<4, true, kMinBlocks, true, kAhead, true, PRO, F16>(p, stream);
   else launch_v3<2, true, kMinBlocks, true, kLate ? 2 : 4, true, PRO, F16>(p, stream);
+  return false;
 }
 
 }  // namespace
@@ -758,12 +851,14 @@ void launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
 bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x, const uint16_t* d_up, int64_t ld,
                                          const void* d_w, float eps, int64_t M, const int32_t* d_perm,
                                          const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r,
-                                         cudaStream_t stream) {
+                                         cudaStream_t stream, const DecodeActsView& acts) {
   V3Args p;
   if (r != mx::Rounding::even || !make_v3_args(d_x, M, d_perm, out, rule, r, p)) return false;
   const int pro = kind == FusedPrologue::swiglu ? kProSwiglu : kind == FusedPrologue::rms_f32w ? kProRmsF32 : kProRmsBf16;
   if (!v9_fits(pro, p.K)) return false;  // RMSNorm beyond K = 25600: the one-row kernel (mx_fused_quantize.cu)
   if (M == 0 || p.K == 0) return true;
+  p.dact = acts;
+  bool wrote = false;
   p.up = d_up;
   p.w = d_w;
   p.ld = ld;
@@ -773,7 +868,7 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
     // up to K = 12800 at 4 rows per CTA and K = 25600 at 2), else while staging.
     const int split = quantize_split_units(p.M, p.K);
     if (split && p.K * 2 * v9_rows(p.K) * 2 <= 200 * 1024) {
-      launch_v9<kProSwigluLate, true>(p, stream, split);
+      wrote = launch_v9<kProSwigluLate, true>(p, stream, split);
     } else if (split) {
       // Beyond that (K > 25600, e.g. Llama-3.1-70B's down) each CTA would compute SiLU over its whole
       // rows while staging (19-34 us at M <= 16, H100): two passes instead, SwiGLU over the whole GPU
@@ -786,30 +881,42 @@ bool mx_fused_reorder_quantize_v9_launch(FusedPrologue kind, const uint16_t* d_x
       q.x = y;
       q.up = nullptr;
       q.ld = p.K;
-      launch_v9<kProNone, true>(q, stream, split);
+      wrote = launch_v9<kProNone, true>(q, stream, split);
       scratch_free(y, stream);
     } else {
       launch_v9<kProSwiglu, true>(p, stream);
     }
   }
-  else if (kind == FusedPrologue::rms_f32w) launch_v9<kProRmsF32, true>(p, stream, quantize_split_units(p.M, p.K));
-  else launch_v9<kProRmsBf16, true>(p, stream, quantize_split_units(p.M, p.K));
+  else if (kind == FusedPrologue::rms_f32w) wrote = launch_v9<kProRmsF32, true>(p, stream, quantize_split_units(p.M, p.K));
+  else wrote = launch_v9<kProRmsBf16, true>(p, stream, quantize_split_units(p.M, p.K));
+  if (acts.slots && !wrote) write_decode_acts(out, acts, stream);
   return true;
 }
 
 bool mx_reorder_quantize_v3_launch(int version, const uint16_t* d_x, int64_t M, const int32_t* d_perm,
-                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream) {
+                                   const MxMixedDeviceOut& out, mx::ScaleRule rule, mx::Rounding r, cudaStream_t stream,
+                                   const DecodeActsView& acts) {
   V3Args p;
   if (!make_v3_args(d_x, M, d_perm, out, rule, r, p)) return false;
   if (M == 0 || p.K == 0) return true;
   const int64_t K = p.K;
   const bool fast = version >= 4 && r == mx::Rounding::even;
+  if (fast && version == 12) {  // the default: also the decode-ready layout (v13's kernels) where asked
+    p.dact = acts;
+    if (!launch_v9<kProNone, true>(p, stream, quantize_split_units(p.M, p.K)) && acts.slots) write_decode_acts(out, acts, stream);
+    return true;
+  }
+  if (acts.slots) {  // the older versions: the layout from their output, after them
+    if (!mx_reorder_quantize_v3_launch(version, d_x, M, d_perm, out, rule, r, stream, DecodeActsView{})) return false;
+    write_decode_acts(out, acts, stream);
+    return true;
+  }
   if (fast && version == 8) {
     launch_v3<2, true, 5, true, 4>(p, stream);
   } else if (fast && version == 9) {
     launch_v9<kProNone>(p, stream);
-  } else if (fast && (version == 11 || version == 12)) {
-    launch_v9<kProNone, true>(p, stream, version == 12 ? quantize_split_units(p.M, p.K) : 0);
+  } else if (fast && version == 11) {
+    launch_v9<kProNone, true>(p, stream);
 
   } else if (K <= 14336) {
     if (fast && version == 7) launch_v3<4, true, 5, true, 2>(p, stream);

@@ -96,11 +96,14 @@ std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix& a, const mx::MxMi
   return copy_back(y, n, out);
 }
 
-DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, std::span<const uint16_t> norm_weight,
-                                         float eps, const mx::MxMixedMatrix& w, OutType out, int version) {
-  const int64_t K = w.cols;
-  MM_CUDA_REQUIRE(M >= 0 && x.size() == static_cast<size_t>(M * K), "mx_quantize_gemv_host: x is not M x K");
-  MM_CUDA_REQUIRE(norm_weight.empty() || norm_weight.size() == static_cast<size_t>(K), "mx_quantize_gemv_host: norm weight size");
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M, DecodeProducer producer,
+                                         std::span<const uint16_t> norm_weight, float eps, const mx::MxMixedMatrix& w,
+                                         OutType out, int version, bool decode_acts) {
+  const int64_t K = w.cols, xcols = producer == DecodeProducer::swiglu ? 2 * K : K;
+  MM_CUDA_REQUIRE(M >= 0 && x.size() == static_cast<size_t>(M * xcols),
+                  "mx_quantize_gemv_host: x is not M x " + std::to_string(xcols));
+  MM_CUDA_REQUIRE(producer != DecodeProducer::rmsnorm || norm_weight.size() == static_cast<size_t>(K),
+                  "mx_quantize_gemv_host: norm weight size");
   MM_CUDA_REQUIRE(w.perm.size() == static_cast<size_t>(K), "mx_quantize_gemv_host: w has no permutation of its K columns");
   const PreparedWeights pw(w);
   const auto dx = mixed::to_device(x);
@@ -108,6 +111,12 @@ DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M,
   const size_t n = static_cast<size_t>(M * w.rows), elem = out == OutType::f32 ? 4 : 2;
   DeviceBuffer<uint8_t> y(n * elem);
   if (n) MM_CUDA_CHECK(cudaMemset(y.ptr, 0xFF, n * elem));  // NaN in both f32 and bf16
+  // The decode-ready activations, poisoned (f16 NaNs, int8 -1s, NaN scales) where the quantizer must write.
+  const size_t acts_bytes = decode_acts ? mx_decode_acts_bytes(M, w.split) : 0;
+  DeviceBuffer<uint8_t> acts_buf(acts_bytes);
+  if (acts_bytes) MM_CUDA_CHECK(cudaMemset(acts_buf.ptr, 0xFF, acts_bytes));
+  MxDecodeActs acts{acts_buf.ptr, acts_bytes};
+  const MxDecodeActs* acts_arg = decode_acts ? &acts : nullptr;
   struct Stream {  // destroyed on every exit (an op may refuse its arguments mid-chain)
     cudaStream_t s = nullptr;
     Stream() { MM_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
@@ -120,9 +129,12 @@ DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M,
   DecodeLinearResult r;
   r.xq = mixed::quantize_on_host(M, K, w.perm, w.split, [&](const int32_t* dp, const MxMixedDeviceOut& xo) {
     MM_CUDA_CHECK(cudaDeviceSynchronize());  // the poison and the copies in, before the stream starts
-    if (norm_weight.empty()) mx_reorder_quantize(dx->ptr, M, dp, xo, mx::ScaleRule::ocp, mx::Rounding::even, stream);
-    else mx_rmsnorm_reorder_quantize(dx->ptr, M, dnorm->ptr, WeightType::bf16, eps, dp, xo, mx::ScaleRule::ocp,
-                                     mx::Rounding::even, stream);
+    const auto rule = mx::ScaleRule::ocp;
+    const auto even = mx::Rounding::even;
+    if (producer == DecodeProducer::none) mx_reorder_quantize(dx->ptr, M, dp, xo, rule, even, stream, acts_arg);
+    else if (producer == DecodeProducer::rmsnorm)
+      mx_rmsnorm_reorder_quantize(dx->ptr, M, dnorm->ptr, WeightType::bf16, eps, dp, xo, rule, even, stream, acts_arg);
+    else mx_swiglu_reorder_quantize(dx->ptr, dx->ptr + K, 2 * K, M, dp, xo, rule, even, stream, acts_arg);
     MxMixedDevice a;
     a.rows = xo.rows;
     a.split = xo.split;
@@ -130,7 +142,7 @@ DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t> x, int64_t M,
       a.codes[s] = xo.codes[s];
       a.scales[s] = xo.scales[s];
     }
-    mx_mixed_gemv_prepared(a, pw.prepared.view, y.ptr, out, stream, version);
+    mx_mixed_gemv_prepared(a, pw.prepared.view, y.ptr, out, stream, version, acts_arg);
   });
   r.y = copy_back(y, n, out);
   return r;

@@ -15,7 +15,7 @@ void mx_dequantize_host(const mx::MxMatrix&, std::span<float>) {
 }
 // ---- mixed MX ops (cuda_mx.hpp) ----
 void mx_reorder_quantize(const uint16_t*, int64_t, const int32_t*, const MxMixedDeviceOut&, mx::ScaleRule,
-                         mx::Rounding, void*) {
+                         mx::Rounding, void*, const MxDecodeActs*) {
   fail("mx_reorder_quantize: micromix was built without CUDA");
 }
 void mx_mixed_gemm(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, int, void*) {
@@ -29,7 +29,8 @@ void mx_prepare_gemv_weights(const MxMixedDevice&, const MxMixedDeviceOut&, void
 void mx_mixed_gemm_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
   fail("mx_mixed_gemm_prepared: micromix was built without CUDA");
 }
-void mx_mixed_gemv_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
+size_t mx_decode_acts_bytes(int64_t, const mx::MixedSplit&) { return 0; }
+void mx_mixed_gemv_prepared(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int, const MxDecodeActs*) {
   fail("mx_mixed_gemv_prepared: micromix was built without CUDA");
 }
 void mx_mixed_gemv(const MxMixedDevice&, const MxMixedDevice&, void*, OutType, void*, int) {
@@ -40,8 +41,8 @@ void mx_release_scratch() {}
 std::vector<float> mx_mixed_gemm_host(const mx::MxMixedMatrix&, const mx::MxMixedMatrix&, OutType, int, int) {
   fail("mx_mixed_gemm: micromix was built without CUDA");
 }
-DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t>, int64_t, std::span<const uint16_t>, float,
-                                         const mx::MxMixedMatrix&, OutType, int) {
+DecodeLinearResult mx_quantize_gemv_host(std::span<const uint16_t>, int64_t, DecodeProducer, std::span<const uint16_t>, float,
+                                         const mx::MxMixedMatrix&, OutType, int, bool) {
   fail("mx_quantize_gemv: micromix was built without CUDA");
 }
 mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const int32_t>,
@@ -49,11 +50,11 @@ mx::MxMixedMatrix mx_reorder_quantize_host(std::span<const uint16_t>, int64_t, i
   fail("mx_reorder_quantize: micromix was built without CUDA");
 }
 void mx_rmsnorm_reorder_quantize(const uint16_t*, int64_t, const void*, WeightType, float, const int32_t*,
-                                 const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*) {
+                                 const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*, const MxDecodeActs*) {
   fail("mx_rmsnorm_reorder_quantize: micromix was built without CUDA");
 }
 void mx_swiglu_reorder_quantize(const uint16_t*, const uint16_t*, int64_t, int64_t, const int32_t*,
-                                const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*) {
+                                const MxMixedDeviceOut&, mx::ScaleRule, mx::Rounding, void*, const MxDecodeActs*) {
   fail("mx_swiglu_reorder_quantize: micromix was built without CUDA");
 }
 mx::MxMixedMatrix mx_rmsnorm_reorder_quantize_host(std::span<const uint16_t>, int64_t, int64_t, std::span<const uint8_t>,

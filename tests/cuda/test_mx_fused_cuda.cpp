@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "cuda/fused_prologue_math.hpp"
+#include "cuda/mx_kernel_versions.hpp"
 #include "formats/test_mx_mixed_util.hpp"
 #include "micromix/bf16.hpp"
 #include "micromix/cuda.hpp"
@@ -342,13 +344,14 @@ TEST(CudaMxDecodeChain, QuantizerThenGemvOnOneStream) {
         const auto xref = quantize_mixed(widen(xin), M, K, perm, split);
         const std::string what = std::string(norm ? "rmsnorm" : "plain") + " quantizer, " + describe(M, K, split, ScaleRule::ocp, Rounding::even) +
                                  " N=" + std::to_string(N) + " MICROMIX_GEMV_CHAIN_PREPASS=" + chain;
-        const auto r21 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::f32, 21);
+        const auto producer = norm ? cuda::DecodeProducer::rmsnorm : cuda::DecodeProducer::none;
+        const auto r21 = cuda::mx_quantize_gemv_host(xh, M, producer, nw, 1e-5f, wq, cuda::OutType::f32, 21);
         expect_same(r21.xq, xref, what + ": activations");
         const auto ref = matmul_nt_double(dequant_double(xref), dequant_double(wq), M, N, K);
         EXPECT_LE(rel_frobenius(r21.y, ref), 1e-5) << what;
-        const auto r20 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::f32, 20);
+        const auto r20 = cuda::mx_quantize_gemv_host(xh, M, producer, nw, 1e-5f, wq, cuda::OutType::f32, 20);
         EXPECT_EQ(0, std::memcmp(r20.y.data(), r21.y.data(), r21.y.size() * sizeof(float))) << what << ": v21 differs from v20";
-        const auto d21 = cuda::mx_quantize_gemv_host(xh, M, nw, 1e-5f, wq, cuda::OutType::bf16, 0);  // the default, bf16 out
+        const auto d21 = cuda::mx_quantize_gemv_host(xh, M, producer, nw, 1e-5f, wq, cuda::OutType::bf16, 0);  // the default, bf16 out
         int bad = 0;
         for (size_t i = 0; i < ref.size() && bad < 5; ++i) {
           const float want = bf16_to_float(float_to_bf16(r21.y[i]));
@@ -364,5 +367,123 @@ TEST(CudaMxDecodeChain, QuantizerThenGemvOnOneStream) {
   ASSERT_EQ(setenv("MICROMIX_GEMV_CHAIN_PREPASS", "7", 1), 0);
   const int64_t K = 64;
   const auto wq = quantize_mixed(llm_like(32, K), 32, K, random_permutation(K), MixedSplit{32, 0, 32});
-  EXPECT_THROW(cuda::mx_quantize_gemv_host(to_bf16(llm_like(8, K)), 8, {}, 1e-5f, wq, cuda::OutType::f32, 21), std::exception);
+  EXPECT_THROW(cuda::mx_quantize_gemv_host(to_bf16(llm_like(8, K)), 8, cuda::DecodeProducer::none, {}, 1e-5f, wq,
+                                           cuda::OutType::f32, 21),
+               std::exception);
+}
+
+// v22: the quantizer also writes the decode-ready activations (MxDecodeActs; poisoned with 0xFF bytes
+// first: f16 NaNs, int8 -1s, NaN scales, so that a slot the GEMV reads but nobody wrote shows up) and
+// the GEMV reads them in place of decoding the MX activations. With MICROMIX_GEMV_ACTS=prepass v22 runs
+// v21's kernels on them (in v22's tile form), so y must equal v21's (no acts) bit for bit; by default the fused paths (M = 1
+// one-wave grids, M = 2..4 per-CTA tokens) read them too, and y must be the double product of the
+// quantized operands within 1e-5, the same bits whether the GEMV starts early behind the quantizer or
+// not (MICROMIX_GEMV_ACTS_CHAIN=all / 0). Every producer (plain, RMSNorm, SwiGLU), the quantizer's K split
+// (v13's kernels write the layout) and MICROMIX_QUANTIZE_SPLIT=0 (no split: the layout is written from
+// the MX output by the pre-pass kernels, as for the quantizer v1, also run), 4 and 2 rows per quantizer
+// CTA (K <= 8192 / above), one and two token tiles, one-wave and many-wave grids, both FP6 formats.
+TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
+  SKIP_WITHOUT_GPU();
+  struct Unset {
+    ~Unset() {
+      unsetenv("MICROMIX_GEMV_ACTS");
+      unsetenv("MICROMIX_GEMV_ACTS_CHAIN");
+      unsetenv("MICROMIX_QUANTIZE_SPLIT");
+      cuda::set_reorder_quantize_version(0);
+    }
+  } unset;
+  const bool sanitizer = std::getenv("MICROMIX_TEST_SANITIZER") != nullptr;
+  struct Shape {
+    int64_t groups, K;
+  };
+  int trial = 0;
+  for (const Shape sh : {Shape{16, 2048}, Shape{16, 9216}, Shape{1600, 512}}) {
+    if (sanitizer && sh.groups > 16) continue;
+    for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16}) {
+      if (sanitizer && M != 1 && M != 3 && M != 8 && M != 12) continue;
+      const int64_t N = 16 * sh.groups, K = sh.K;
+      MixedSplit split = random_split(K);
+      split.fp6 = trial % 2 ? ElemFormat::fp6_e2m3 : ElemFormat::fp6_e3m2;
+      const auto producer = static_cast<cuda::DecodeProducer>(trial++ % 3);
+      const auto perm = random_permutation(K);
+      const auto wq = quantize_mixed(llm_like(N, K), N, K, perm, split);
+      std::vector<uint16_t> xh, nw, xin;
+      if (producer == cuda::DecodeProducer::swiglu) {
+        xh = to_bf16(llm_like(M, 2 * K));
+        xin = swiglu_ref(xh, M, K, true);
+      } else {
+        xh = to_bf16(llm_like(M, K));
+        xin = xh;
+        if (producer == cuda::DecodeProducer::rmsnorm) {
+          nw = to_bf16(norm_weight(K));
+          xin = rmsnorm_ref(xh, M, K, widen(nw), 1e-5f);
+        }
+      }
+      const auto xref = quantize_mixed(widen(xin), M, K, perm, split);
+      const auto ref = matmul_nt_double(dequant_double(xref), dequant_double(wq), M, N, K);
+      const char* names[] = {"plain", "rmsnorm", "swiglu"};
+      const std::string what = std::string(names[static_cast<int>(producer)]) + " quantizer, " +
+                               describe(M, K, split, ScaleRule::ocp, Rounding::even) + " N=" + std::to_string(N);
+      const auto run = [&](int version, bool acts) {
+        return cuda::mx_quantize_gemv_host(xh, M, producer, nw, 1e-5f, wq, cuda::OutType::f32, version, acts);
+      };
+      const auto r21 = run(21, false);
+      ASSERT_LE(rel_frobenius(r21.y, ref), 1e-5) << what << ": v21";
+      ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS", "prepass", 1), 0);
+      for (const char* qsplit : {"", "0"}) {
+        ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", qsplit, 1), 0);
+        const auto r22 = run(22, true);
+        expect_same(r22.xq, xref, what + ": activations, MICROMIX_QUANTIZE_SPLIT=" + qsplit);
+        EXPECT_EQ(0, std::memcmp(r22.y.data(), r21.y.data(), r21.y.size() * sizeof(float)))
+            << what << " MICROMIX_QUANTIZE_SPLIT=" << qsplit << ": v22 with the quantizer's activations differs from v21";
+      }
+      unsetenv("MICROMIX_QUANTIZE_SPLIT");
+      unsetenv("MICROMIX_GEMV_ACTS");
+      const auto all = run(22, true);  // the default: the fused paths read them too
+      EXPECT_LE(rel_frobenius(all.y, ref), 1e-5) << what << ": v22";
+      for (const char* chain : {"all", "0"}) {
+        ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS_CHAIN", chain, 1), 0);
+        const auto c = run(22, true);
+        EXPECT_EQ(0, std::memcmp(c.y.data(), all.y.data(), all.y.size() * sizeof(float)))
+            << what << ": MICROMIX_GEMV_ACTS_CHAIN=" << chain;
+      }
+      unsetenv("MICROMIX_GEMV_ACTS_CHAIN");
+      ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS", "0", 1), 0);  // acts written, not read: v21 exactly
+      const auto off = run(22, true);
+      EXPECT_EQ(0, std::memcmp(off.y.data(), r21.y.data(), r21.y.size() * sizeof(float))) << what << ": MICROMIX_GEMV_ACTS=0";
+      unsetenv("MICROMIX_GEMV_ACTS");
+      if (producer == cuda::DecodeProducer::none && M % 4 == 1) {  // the quantizer v1, then the pre-pass kernels
+        cuda::set_reorder_quantize_version(1);
+        const auto v1 = run(22, true);
+        cuda::set_reorder_quantize_version(0);
+        EXPECT_EQ(0, std::memcmp(v1.y.data(), all.y.data(), all.y.size() * sizeof(float))) << what << ": quantizer v1";
+      }
+    }
+  }
+  // A buffer smaller than mx_decode_acts_bytes is refused by the quantizer and by the GEMV.
+  const int64_t K = 64;
+  const MixedSplit s{32, 0, 32};
+  EXPECT_EQ(cuda::mx_decode_acts_bytes(1, s), size_t{2} * 68);
+  EXPECT_EQ(cuda::mx_decode_acts_bytes(5, s), size_t{2} * 8 * 72);
+  EXPECT_EQ(cuda::mx_decode_acts_bytes(16, s), size_t{2} * 16 * 72);
+  EXPECT_EQ(cuda::mx_decode_acts_bytes(17, s), size_t{0});
+  cuda::MxMixedDeviceOut out;
+  out.rows = 4;
+  out.split = s;
+  cuda::MxMixedDevice a, w;
+  a.rows = 4;
+  a.split = w.split = s;
+  w.rows = 32;
+  // Fake device addresses: the checks refuse them before anything runs.
+  const cuda::MxDecodeActs small{reinterpret_cast<void*>(uintptr_t{256}), cuda::mx_decode_acts_bytes(4, s) - 16};
+  const cuda::MxDecodeActs misaligned{reinterpret_cast<void*>(uintptr_t{264}), cuda::mx_decode_acts_bytes(4, s)};
+  for (const auto* acts : {&small, &misaligned}) {
+    EXPECT_THROW(cuda::mx_reorder_quantize(nullptr, 4, nullptr, out, ScaleRule::ocp, Rounding::even, nullptr, acts), micromix::Error);
+    EXPECT_THROW(cuda::mx_rmsnorm_reorder_quantize(nullptr, 4, nullptr, cuda::WeightType::bf16, 1e-5f, nullptr, out, ScaleRule::ocp,
+                                                   Rounding::even, nullptr, acts),
+                 micromix::Error);
+    EXPECT_THROW(cuda::mx_swiglu_reorder_quantize(nullptr, nullptr, 2 * K, 4, nullptr, out, ScaleRule::ocp, Rounding::even, nullptr, acts),
+                 micromix::Error);
+    EXPECT_THROW(cuda::mx_mixed_gemv_prepared(a, w, nullptr, cuda::OutType::f32, nullptr, 22, acts), micromix::Error);
+  }
 }

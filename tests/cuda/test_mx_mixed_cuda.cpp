@@ -553,7 +553,8 @@ TEST(CudaMxMixedGemv, PreparedVersionsExtremeAndNaNScales) {
   SKIP_WITHOUT_GPU();
   for (int kernel : {cuda::kGemvPreparedV10Kernel, cuda::kGemvPreparedV11Kernel, cuda::kGemvPreparedV12Kernel,
                      cuda::kGemvPreparedV13Kernel, cuda::kGemvPreparedV14Kernel, cuda::kGemvPreparedV17Kernel,
-                     cuda::kGemvPreparedV19Kernel, cuda::kGemvPreparedV20Kernel, cuda::kGemvPreparedV21Kernel})
+                     cuda::kGemvPreparedV19Kernel, cuda::kGemvPreparedV20Kernel, cuda::kGemvPreparedV21Kernel,
+                     cuda::kGemvPreparedV22Kernel})
     for (int64_t M : {1, 9, 33, 70})
       for (ElemFormat f6 : {ElemFormat::fp6_e2m3, ElemFormat::fp6_e3m2})
         check_raw_extreme_and_nan(GemmCase{M, 48, 32 * 20, MixedSplit{32 * 16, 32 * 2, 32 * 2, f6}}, kernel);
@@ -715,7 +716,8 @@ TEST(CudaMxMixedGemv, TileWarpsPerRowGroup) {
 // warps per row group (MICROMIX_GEMV_TILE_WARPS) with 4-, 2- and 1-block load batches
 // (MICROMIX_GEMV_TILE_BATCH) and its own choice, 1, 5, 13 row groups, and a wide layer (1600 row groups:
 // the rows kernel's shapes before v20) with the defaults; random splits with empty segments, both FP6
-// formats, raw codes, extreme and NaN scales; a shape it does not have is refused.
+// formats, raw codes, extreme and NaN scales; a shape it does not have is refused. v22's kernels too
+// (the same shapes on the tiles' {scale, start} form).
 TEST(CudaMxMixedGemv, TwoTileShapes) {
   SKIP_WITHOUT_GPU();
   const ScopedEnv warps("MICROMIX_GEMV_TILE_WARPS"), batch("MICROMIX_GEMV_TILE_BATCH");
@@ -730,8 +732,10 @@ TEST(CudaMxMixedGemv, TwoTileShapes) {
         const GemmCase c = random_decode_case(M, groups, 60, ++trial);
         SCOPED_TRACE(std::string("warps '") + w + "', batch '" + b + "', M = " + std::to_string(c.M) + ", N = " + std::to_string(c.N) +
                      ", K = " + std::to_string(c.K));
-        check_gemm(c, cuda::kGemvPreparedV20Kernel);
-        if (groups == 5) check_raw_extreme_and_nan(c, cuda::kGemvPreparedV20Kernel);
+        for (int kernel : {cuda::kGemvPreparedV20Kernel, cuda::kGemvPreparedV22Kernel}) {
+          check_gemm(c, kernel);
+          if (groups == 5) check_raw_extreme_and_nan(c, kernel);
+        }
       }
   warps.set("");
   batch.set("");
@@ -740,6 +744,7 @@ TEST(CudaMxMixedGemv, TwoTileShapes) {
       const GemmCase c = random_decode_case(M, 1600, 12, ++trial);
       SCOPED_TRACE("wide layer, M = " + std::to_string(M) + ", K = " + std::to_string(c.K));
       check_gemm(c, cuda::kGemvPreparedV20Kernel);
+      check_gemm(c, cuda::kGemvPreparedV22Kernel);
     }
   expect_refused(batch, "3", 12, cuda::kGemvPreparedV20Kernel);
   warps.set("16");
