@@ -282,6 +282,7 @@ int main(int argc, char** argv) {
           kernels.push_back(cuda::kGemvPreparedV19Kernel);
           kernels.push_back(cuda::kGemvPreparedV20Kernel);
           kernels.push_back(cuda::kGemvPreparedV21Kernel);
+          kernels.push_back(cuda::kGemvPreparedV22Kernel);
         }
         if (M > 16 && M <= 128) {  // the prepared decode path beyond its range: 16 / 64 rows per launch
           kernels.push_back(cuda::kGemvPreparedV12Kernel);
@@ -315,6 +316,7 @@ int main(int argc, char** argv) {
           else if (kernel == cuda::kGemvPreparedV19Kernel) kname = "gemv v19 prepared weights (v17, M = 2-4 tokens decoded per CTA)";
           else if (kernel == cuda::kGemvPreparedV20Kernel) kname = "gemv v20 prepared weights (v19, M = 9-16 tile shape by grid)";
           else if (kernel == cuda::kGemvPreparedV21Kernel) kname = "gemv v21 prepared weights (v20 as a dependent launch: back-to-back calls overlap, see bench_decode_linear)";
+          else if (kernel == cuda::kGemvPreparedV22Kernel) kname = "gemv v22 prepared weights (v21 on its own tile form; without the quantizer's activations, see bench_decode_linear)";
           else if (kernel == cuda::kGemmPreparedKernel) kname = "prepared weights (default dispatch)";
           else if (kernel == cuda::kGemmPreparedV18Kernel) kname = "v18 on prepared weights";
           else if (kernel < -1) kname += std::to_string(-kernel - 1);

@@ -9,6 +9,8 @@
 #   qncu      ncu on the RMSNorm quantizer (K = 4096) with and without the decode-ready layout, M = 8 and 1
 #   forms     the tile forms A/B (MICROMIX_GEMV_TILE_SC), chains only
 #   chainab   MICROMIX_GEMV_ACTS_CHAIN all / 0 / the rule, chains only, 70B, 8B, Qwen2.5-32B
+#   gemm      bench_gemm v21 / v22 rows alone, 8B at M = 1 4 16
+#   split     large-K down: MICROMIX_QUANTIZE_SPLIT 256 / 512 x GEMV early by the rule / always (chains only)
 #   linear    bench_decode_linear (bf16, fp8, v21, v22 chains): Llama-3.1-8B M = 1 2 4 5 8 12 16, then a
 #             second round of the micromix chains only; 70B, Qwen2.5-7B / 32B at M = 1 4 16
 TAG=s15
@@ -66,6 +68,24 @@ if has chainab; then  # the v22 GEMV launched early behind the quantizer or not 
     unset MICROMIX_GEMV_ACTS_CHAIN
   done
   for ch in all 0; do MICROMIX_GEMV_ACTS_CHAIN=$ch linear chain_q32_$ch --model qwen2.5-32b --m 1,4,16 --reps 25 --chains-only; done
+  pack
+fi
+if has gemm; then  # bench_gemm's v21 / v22 rows (the GEMV alone, no producer; v22 without acts: its tile form via the pre-pass)
+  for m in 1 4 16; do bench gemm_m$m "gemv v2[12]|cuBLAS" -- --m $m --kernels -121,-122 --reps 25 --no-default-mixes --mix 70/20/10:0.7:0.2; done
+  pack
+fi
+if has split; then  # large-K down: the quantizer's split (256 / 512 units) with the GEMV early (all) or by the rule
+  for round in 1 2; do
+    for sp in 256 512; do
+      for ch in rule all; do
+        [ $ch = rule ] && unset MICROMIX_GEMV_ACTS_CHAIN || export MICROMIX_GEMV_ACTS_CHAIN=$ch
+        MICROMIX_QUANTIZE_SPLIT=$sp linear split_8b_sp${sp}_${ch}_r$round --only down --m 2,4,8,16 --reps 25 --chains-only
+        [ $round = 1 ] && MICROMIX_QUANTIZE_SPLIT=$sp linear split_q7_sp${sp}_${ch} --model qwen2.5-7b --only down --m 1,4,16 --reps 25 --chains-only
+        [ $round = 1 ] && MICROMIX_QUANTIZE_SPLIT=$sp linear split_70b_sp${sp}_${ch} --model llama3.1-70b --only down --m 1,4,16 --reps 25 --chains-only
+      done
+    done
+  done
+  unset MICROMIX_GEMV_ACTS_CHAIN
   pack
 fi
 # At most 8 files come back: everything in one archive.
