@@ -7,10 +7,13 @@
 #   tests     all GPU tests
 #   sanitize  compute-sanitizer memcheck and racecheck on the chain tests
 #   qncu      ncu on the RMSNorm quantizer (K = 4096) with and without the decode-ready layout, M = 8 and 1
-#   forms     the tile forms A/B (MICROMIX_GEMV_TILE_SC), chains only
+#   forms     the tile forms A/B (MICROMIX_GEMV_TILE_SC, a knob of that build, removed after it: v22 keeps
+#             the {scale, start} form; on later builds the part runs one form twice), chains only
 #   chainab   MICROMIX_GEMV_ACTS_CHAIN all / 0 / the rule, chains only, 70B, 8B, Qwen2.5-32B
 #   gemm      bench_gemm v21 / v22 rows alone, 8B at M = 1 4 16
 #   split     large-K down: MICROMIX_QUANTIZE_SPLIT 256 / 512 x GEMV early by the rule / always (chains only)
+#   early     MICROMIX_QUANTIZE_EARLY 0 / 1 (the small-M quantizer's staging loads 4 ahead, the permutation early)
+#   early3    the same, three rounds, 8B and 70B at M = 1 4 16
 #   linear    bench_decode_linear (bf16, fp8, v21, v22 chains): Llama-3.1-8B M = 1 2 4 5 8 12 16, then a
 #             second round of the micromix chains only; 70B, Qwen2.5-7B / 32B at M = 1 4 16
 TAG=s15
@@ -86,6 +89,26 @@ if has split; then  # large-K down: the quantizer's split (256 / 512 units) with
     done
   done
   unset MICROMIX_GEMV_ACTS_CHAIN
+  pack
+fi
+if has early3; then  # MICROMIX_QUANTIZE_EARLY 0 / 1 alternating, three rounds, 8B and 70B at M = 1 4 16 (chains only)
+  for round in 1 2 3; do
+    for e in 0 1; do
+      MICROMIX_QUANTIZE_EARLY=$e linear early3_8b_e${e}_r$round --m 1,4,16 --reps 30 --chains-only
+      MICROMIX_QUANTIZE_EARLY=$e linear early3_70b_e${e}_r$round --model llama3.1-70b --m 1,4,16 --reps 30 --chains-only
+    done
+  done
+  pack
+fi
+if has early; then  # the small-M quantizer with acts, MICROMIX_QUANTIZE_EARLY 0 / 1 alternating, two rounds (chains only)
+  for round in 1 2; do
+    for e in 0 1; do
+      MICROMIX_QUANTIZE_EARLY=$e linear early_8b_e${e}_r$round --m 1,2,8,16 --reps 25 --chains-only
+    done
+  done
+  for model in llama3.1-70b qwen2.5-7b qwen2.5-32b; do
+    for e in 0 1; do MICROMIX_QUANTIZE_EARLY=$e linear early_${model}_e$e --model $model --m 1,4,16 --reps 25 --chains-only; done
+  done
   pack
 fi
 # At most 8 files come back: everything in one archive.

@@ -1,4 +1,5 @@
-// Reorder + quantize v3-v9 and v11 (v11 the default): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX
+// Reorder + quantize v3-v9, v11, v12 (the default; K split over CTAs at small M) and v13 (v12's small-M
+// kernels also writing the decode GEMV's activation layout): x (M, K) bf16 -> permuted FP4 | FP6 | FP8 MX
 // segments, bit-identical to mx::quantize_mixed, with about a third of v1's instructions per element
 // (v1 is instruction-bound).
 // v4 = v3 with a packed (16x2) block max and, for ties to even, a float-adder encoder with fewer
@@ -431,8 +432,11 @@ __device__ __forceinline__ void encode_store(const V3Args& p, int seg, const uin
 // CTAs per SM; v3 and v4 use 5 (what plain __launch_bounds__(256) gave: 48 registers; with
 // (256, 1) ptxas took 64-76), v5 = v4 with 6 (40 registers; ncu on v4: 5 CTAs by registers, 61%
 // issue slots, 13 cycles between issues per warp).
-// DACT (v13): also the decode-ready layout (p.dact; store_decode_slots; PACKED only).
-template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false, bool DACT = false>
+// DACT (v13): also the decode-ready layout (p.dact; store_decode_slots; PACKED only). EARLY (v13): the
+// thread's first unit of permutation loaded before the staging, so that its round trip overlaps the
+// staging loads instead of following the barrier.
+template <int R, bool FAST, int MINB, bool HW, int AHEAD, bool PACKED, int PRO, bool F16 = false, bool DACT = false,
+          bool EARLY = false>
 __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   static_assert(!DACT || PACKED, "the decode-ready layout is written by the packed encoders");
   ptx::griddep_launch_dependents();  // a decode GEMV launched as our programmatic dependent (v21) may start now
@@ -442,6 +446,12 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
   const int rows = static_cast<int>(p.M - row0 < R ? p.M - row0 : R);  // rows of this CTA that exist
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int units = static_cast<int>(p.K / 8);  // groups of 8 columns
+  int4 early_a = make_int4(0, 0, 0, 0), early_b = early_a;  // EARLY: the first unit's permutation
+  if constexpr (EARLY) {
+    const int u_first = (p.split_units ? static_cast<int>(blockIdx.y) * p.split_units : 0) + warp * 32 + lane;
+    const int u_stop = p.split_units ? min(units, static_cast<int>(blockIdx.y) * p.split_units + p.split_units) : units;
+    if (u_first < u_stop) early_a = __ldg(p.perm4 + 2 * u_first), early_b = __ldg(p.perm4 + 2 * u_first + 1);
+  }
 
   // Stage R rows, interleaved by column (rows past M are zeros). AHEAD > 1 (v7, v8): the loads of
   // AHEAD column groups are all issued before any of them is stored, so that a thread keeps
@@ -581,7 +591,9 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
     const int b = u >> 2, q = u & 3;
     uint32_t g[R / 2][8];
     if (active) {
-      const int4 pa = __ldg(p.perm4 + 2 * u), pb = __ldg(p.perm4 + 2 * u + 1);
+      int4 pa, pb;
+      if (EARLY && u0 == u_begin + warp * 32) pa = early_a, pb = early_b;
+      else pa = __ldg(p.perm4 + 2 * u), pb = __ldg(p.perm4 + 2 * u + 1);
       const int cols[8] = {pa.x, pa.y, pa.z, pa.w, pb.x, pb.y, pb.z, pb.w};
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
@@ -699,11 +711,11 @@ __global__ void __launch_bounds__(256, MINB) reorder_quantize_v3(V3Args p) {
 }
 
 template <int R, bool FAST, int MINB, bool HW = false, int AHEAD = 1, bool PACKED = false, int PRO = kProNone, bool F16 = false,
-          bool DACT = false>
+          bool DACT = false, bool EARLY = false>
 void launch_v3(const V3Args& p, cudaStream_t stream) {
   constexpr bool kRmsNorm = PRO == kProRmsBf16 || PRO == kProRmsF32;  // + the weight as floats
   const size_t smem = static_cast<size_t>(p.K) * 2 * R * (PRO == kProSwigluLate ? 2 : 1) + (kRmsNorm ? static_cast<size_t>(p.K) * 4 : 0);
-  constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16, DACT>;
+  constexpr auto kernel = reorder_quantize_v3<R, FAST, MINB, HW, AHEAD, PACKED, PRO, F16, DACT, EARLY>;
   static const bool attrs_set = [] {  // once per kernel; the launch's own size sets occupancy
     MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024));
     // Largest shared-memory carveout: ncu showed 5 CTAs/SM by shared memory at K = 4096 (32 KB each).
@@ -793,8 +805,12 @@ bool v9_fits(int pro, int64_t K) {
 // K = 14336 with RMSNorm, where a plain RMSNorm kernel takes 4.4-4.5 us), in front of every decode
 // GEMV. The staging and the RMSNorm sum run in every CTA in the same order: bit-identical output.
 // SwiGLU then computes SiLU(gate) * up after the gather (kProSwigluLate), for its CTA's columns only.
-// MICROMIX_QUANTIZE_SPLIT (0, 64, 128, 256, 512 units per CTA; default 256) overrides it, read per call.
+// MICROMIX_QUANTIZE_SPLIT (0, 64, 128, 256, 512 units per CTA; default 256) overrides it, read per call
+// (512 measured in session 15 with the GEMV behind it: the quantizer 7.4 -> 9.9 us on 8B down, slower).
 // Returns 0 (no split) for M's row groups of K that fill the GPU.
+// v13 (session 15): where the caller passes the decode GEMV's activation buffer (MxDecodeActs), v12's
+// split kernels also write it (DACT: store_decode_slots), at 2 CTAs per SM of registers (a few CTAs run
+// at these M), with the early loads above K = 4096 (EARLY, launch_v9).
 int quantize_split_units(int64_t M, int64_t K) {
   const std::string v = env_knob("MICROMIX_QUANTIZE_SPLIT", {"0", "64", "128", "256", "512"});
   static const int sms = [] {
@@ -836,6 +852,18 @@ bool launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
   if constexpr (F16 && PRO != kProSwiglu) {
     if (p.dact.slots && split_units) {  // (a few CTAs at these M: registers for the layout's values, no spills)
       constexpr int kDactMinBlocks = 2;
+      // Above K = 4096 (v13's default; MICROMIX_QUANTIZE_EARLY 1 / 0 forces it on / off, read per call):
+      // 4 column groups of staging loads in flight (up to 4x fewer dependent round trips at K = 8192-14336)
+      // and the first unit's permutation loaded before the staging. H100, 70/20/10, chains (RMSNorm / SwiGLU
+      // + quantizer + v22), three alternating rounds (bench/GPU_NOTES.md, session 15): Llama-3.1-70B (K =
+      // 8192) qkv / o / gate_up M = 1 -2.1 .. -3.0 us, M = 4 -0.6 .. -0.9; 8B down (K = 14336) -1.0 .. -1.1;
+      // at K = 4096 (8B qkv / o) -0.1 .. +0.5: off there.
+      const std::string early = env_knob("MICROMIX_QUANTIZE_EARLY", {"0", "1"});
+      if (early.empty() ? p.K > 4096 : early == "1") {
+        if (p.K <= 8192) launch_v3<4, true, kDactMinBlocks, true, kLate ? 2 : 4, true, PRO, F16, true, true>(p, stream);
+        else launch_v3<2, true, kDactMinBlocks, true, 4, true, PRO, F16, true, true>(p, stream);
+        return true;
+      }
       if (p.K <= 8192) launch_v3<4, true, kDactMinBlocks, true, kAhead, true, PRO, F16, true>(p, stream);
       else launch_v3<2, true, kDactMinBlocks, true, kLate ? 2 : 4, true, PRO, F16, true>(p, stream);
       return true;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "cuda/fused_prologue_math.hpp"
 #include "cuda/mx_kernel_versions.hpp"
@@ -372,7 +373,7 @@ TEST(CudaMxDecodeChain, QuantizerThenGemvOnOneStream) {
                std::exception);
 }
 
-// v22: the quantizer also writes the decode-ready activations (MxDecodeActs; poisoned with 0xFF bytes
+// v22: the quantizer (v13's kernels; MICROMIX_QUANTIZE_EARLY 0 and 1) also writes the decode-ready activations (MxDecodeActs; poisoned with 0xFF bytes
 // first: f16 NaNs, int8 -1s, NaN scales, so that a slot the GEMV reads but nobody wrote shows up) and
 // the GEMV reads them in place of decoding the MX activations. With MICROMIX_GEMV_ACTS=prepass v22 runs
 // v21's kernels on them (in v22's tile form), so y must equal v21's (no acts) bit for bit; by default the fused paths (M = 1
@@ -389,6 +390,7 @@ TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
       unsetenv("MICROMIX_GEMV_ACTS");
       unsetenv("MICROMIX_GEMV_ACTS_CHAIN");
       unsetenv("MICROMIX_QUANTIZE_SPLIT");
+      unsetenv("MICROMIX_QUANTIZE_EARLY");
       cuda::set_reorder_quantize_version(0);
     }
   } unset;
@@ -430,14 +432,19 @@ TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
       const auto r21 = run(21, false);
       ASSERT_LE(rel_frobenius(r21.y, ref), 1e-5) << what << ": v21";
       ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS", "prepass", 1), 0);
-      for (const char* qsplit : {"", "0"}) {
+      // The split quantizer (v13's kernels, with and without the early loads; by default they run above
+      // K = 4096) and the unsplit one.
+      for (const auto& [qsplit, early] : {std::pair{"", "0"}, std::pair{"", "1"}, std::pair{"0", ""}}) {
         ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", qsplit, 1), 0);
+        ASSERT_EQ(setenv("MICROMIX_QUANTIZE_EARLY", early, 1), 0);
+        const std::string knobs = std::string(" MICROMIX_QUANTIZE_SPLIT=") + qsplit + " MICROMIX_QUANTIZE_EARLY=" + early;
         const auto r22 = run(22, true);
-        expect_same(r22.xq, xref, what + ": activations, MICROMIX_QUANTIZE_SPLIT=" + qsplit);
+        expect_same(r22.xq, xref, what + ": activations," + knobs);
         EXPECT_EQ(0, std::memcmp(r22.y.data(), r21.y.data(), r21.y.size() * sizeof(float)))
-            << what << " MICROMIX_QUANTIZE_SPLIT=" << qsplit << ": v22 with the quantizer's activations differs from v21";
+            << what << knobs << ": v22 with the quantizer's activations differs from v21";
       }
       unsetenv("MICROMIX_QUANTIZE_SPLIT");
+      unsetenv("MICROMIX_QUANTIZE_EARLY");
       unsetenv("MICROMIX_GEMV_ACTS");
       const auto all = run(22, true);  // the default: the fused paths read them too
       EXPECT_LE(rel_frobenius(all.y, ref), 1e-5) << what << ": v22";
