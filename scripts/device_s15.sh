@@ -14,6 +14,7 @@
 #   split     large-K down: MICROMIX_QUANTIZE_SPLIT 256 / 512 x GEMV early by the rule / always (chains only)
 #   early     MICROMIX_QUANTIZE_EARLY 0 / 1 (the small-M quantizer's staging loads 4 ahead, the permutation early)
 #   early3    the same, three rounds, 8B and 70B at M = 1 4 16
+#   r2        M = 1, 2: 2 rows per quantizer CTA up to K = 8192 (MICROMIX_QUANTIZE_R2 0 / 1), three rounds
 #   linear    bench_decode_linear (bf16, fp8, v21, v22 chains): Llama-3.1-8B M = 1 2 4 5 8 12 16, then a
 #             second round of the micromix chains only; 70B, Qwen2.5-7B / 32B at M = 1 4 16
 TAG=s15
@@ -89,6 +90,15 @@ if has split; then  # large-K down: the quantizer's split (256 / 512 units) with
     done
   done
   unset MICROMIX_GEMV_ACTS_CHAIN
+  pack
+fi
+if has r2; then  # M = 1, 2: 2 rows per quantizer CTA up to K = 8192 (MICROMIX_QUANTIZE_R2 0 / 1), three rounds, chains only
+  for round in 1 2 3; do
+    for e in 0 1; do
+      MICROMIX_QUANTIZE_R2=$e linear r2_8b_e${e}_r$round --m 1,2 --reps 30 --chains-only
+      MICROMIX_QUANTIZE_R2=$e linear r2_70b_e${e}_r$round --model llama3.1-70b --m 1,2 --reps 30 --chains-only
+    done
+  done
   pack
 fi
 if has early3; then  # MICROMIX_QUANTIZE_EARLY 0 / 1 alternating, three rounds, 8B and 70B at M = 1 4 16 (chains only)

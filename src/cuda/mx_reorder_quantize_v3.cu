@@ -810,7 +810,7 @@ bool v9_fits(int pro, int64_t K) {
 // Returns 0 (no split) for M's row groups of K that fill the GPU.
 // v13 (session 15): where the caller passes the decode GEMV's activation buffer (MxDecodeActs), v12's
 // split kernels also write it (DACT: store_decode_slots), at 2 CTAs per SM of registers (a few CTAs run
-// at these M), with the early loads above K = 4096 (EARLY, launch_v9).
+// at these M), with the early loads above K = 4096 (EARLY, launch_v9) and 2 rows per CTA at M <= 2.
 int quantize_split_units(int64_t M, int64_t K) {
   const std::string v = env_knob("MICROMIX_QUANTIZE_SPLIT", {"0", "64", "128", "256", "512"});
   static const int sms = [] {
@@ -859,6 +859,15 @@ bool launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
       // 8192) qkv / o / gate_up M = 1 -2.1 .. -3.0 us, M = 4 -0.6 .. -0.9; 8B down (K = 14336) -1.0 .. -1.1;
       // at K = 4096 (8B qkv / o) -0.1 .. +0.5: off there.
       const std::string early = env_knob("MICROMIX_QUANTIZE_EARLY", {"0", "1"});
+      // At M <= 2 2 rows per CTA also up to K = 8192: a 4-row CTA there spends half its row-pair work on empty
+      // rows, and at these M the quantizer is issue-bound (ncu, K = 4096, M = 1: ~1100 instructions per warp
+      // on 2 SMs). H100, 70/20/10, chains, three alternating rounds (bench/GPU_NOTES.md, session 15): 8B qkv /
+      // o -0.6 .. -0.9 us, 70B qkv / o -0.7 .. -1.1, gate_up -0.1 .. -0.3. MICROMIX_QUANTIZE_R2=0 turns it off.
+      if (p.M <= 2 && p.K <= 8192 && env_knob("MICROMIX_QUANTIZE_R2", {"0", "1"}) != "0") {
+        if (early.empty() ? p.K > 4096 : early == "1") launch_v3<2, true, kDactMinBlocks, true, 4, true, PRO, F16, true, true>(p, stream);
+        else launch_v3<2, true, kDactMinBlocks, true, kAhead, true, PRO, F16, true>(p, stream);
+        return true;
+      }
       if (early.empty() ? p.K > 4096 : early == "1") {
         if (p.K <= 8192) launch_v3<4, true, kDactMinBlocks, true, kLate ? 2 : 4, true, PRO, F16, true, true>(p, stream);
         else launch_v3<2, true, kDactMinBlocks, true, 4, true, PRO, F16, true, true>(p, stream);

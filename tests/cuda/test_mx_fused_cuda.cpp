@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "cuda/fused_prologue_math.hpp"
@@ -434,10 +435,13 @@ TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
       ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS", "prepass", 1), 0);
       // The split quantizer (v13's kernels, with and without the early loads; by default they run above
       // K = 4096) and the unsplit one.
-      for (const auto& [qsplit, early] : {std::pair{"", "0"}, std::pair{"", "1"}, std::pair{"0", ""}}) {
+      // (MICROMIX_QUANTIZE_R2=0: 4-row CTAs at M <= 2 as well, where 2-row ones are the default.)
+      for (const auto& [qsplit, early, r2] : {std::tuple{"", "0", "0"}, std::tuple{"", "1", ""}, std::tuple{"0", "", ""}}) {
         ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", qsplit, 1), 0);
         ASSERT_EQ(setenv("MICROMIX_QUANTIZE_EARLY", early, 1), 0);
-        const std::string knobs = std::string(" MICROMIX_QUANTIZE_SPLIT=") + qsplit + " MICROMIX_QUANTIZE_EARLY=" + early;
+        ASSERT_EQ(setenv("MICROMIX_QUANTIZE_R2", r2, 1), 0);
+        const std::string knobs = std::string(" MICROMIX_QUANTIZE_SPLIT=") + qsplit + " MICROMIX_QUANTIZE_EARLY=" + early +
+                                  " MICROMIX_QUANTIZE_R2=" + r2;
         const auto r22 = run(22, true);
         expect_same(r22.xq, xref, what + ": activations," + knobs);
         EXPECT_EQ(0, std::memcmp(r22.y.data(), r21.y.data(), r21.y.size() * sizeof(float)))
@@ -445,6 +449,7 @@ TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
       }
       unsetenv("MICROMIX_QUANTIZE_SPLIT");
       unsetenv("MICROMIX_QUANTIZE_EARLY");
+      unsetenv("MICROMIX_QUANTIZE_R2");
       unsetenv("MICROMIX_GEMV_ACTS");
       const auto all = run(22, true);  // the default: the fused paths read them too
       EXPECT_LE(rel_frobenius(all.y, ref), 1e-5) << what << ": v22";
