@@ -105,7 +105,7 @@ int mx_mixed_gemv_versions();
 // version 10: f16 MMAs on every block; 11: FP4 x FP4 blocks as exact int8 MMAs; 12: 11 launched as a
 // programmatic dependent of its activation pre-pass; 13: 12 up to 16 rows, and above 16 rows
 // mx_gemv_decode_rows.cu's kernel: 64 rows per launch pair, 32 tokens per CTA, FP4 blocks on bf16
-// MMAs with both scales folded in where exact; 14, the default: 13 with a compact one-token pre-pass
+// MMAs with both scales folded in where exact; 14: 13 with a compact one-token pre-pass
 // at M = 1 where the fused kernel does not apply, and the rows kernel from 9 rows up on layers wide
 // enough for 8 row groups per CTA);
 // 128 rows of one block are one run too, which the prefill GEMM reads (mx_mixed_gemm_prepared below):
@@ -115,12 +115,12 @@ int mx_mixed_gemv_versions();
 // M runs 64 rows (v13) or 16 rows (v10-v12) per launch; same contract as mx_mixed_gemv). The environment
 // variable MICROMIX_GEMV_RG (1, 2, 4 or 8; read once) overrides v13's row groups per CTA (benchmarks). The activations are decoded once per
 // call into a stream-ordered workspace (a small kernel before the GEMV).
-// Version 21 (the default) = v20 with the call's first kernel launched as a programmatic dependent of
-// the stream's previous kernel (meant to be the quantizer of a: the quantizers above let dependents
+// (17, 19, 20: see mx_gemv_decode_prepared.cu.) Version 21 = v20 with the call's first kernel launched
+// as a programmatic dependent of the stream's previous kernel (meant to be the quantizer of a: the quantizers above let dependents
 // start at once): its CTAs start, prefetch weights into L2 and then wait (griddepcontrol.wait) for
 // that kernel's completion and memory, so the weight stream overlaps the quantizer. Any previous
 // kernel is waited for in full before a is read; nothing is written before that wait.
-// Version 22 = v21, and where acts is given (1 <= M <= 16: the quantizer of a wrote it, MxDecodeActs)
+// Version 22 (the default) = v21, and where acts is given (1 <= M <= 16: the quantizer of a wrote it, MxDecodeActs)
 // the GEMV reads it instead of decoding a: no pre-pass kernel, no per-CTA decoding; the GEMV itself is
 // the quantizer's programmatic dependent where the quantizer's grid is small. Without acts, v22 computes
 // what v21 computes (the same bits; its pre-pass writes the same layout the quantizers write). acts must
