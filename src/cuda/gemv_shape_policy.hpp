@@ -1,4 +1,4 @@
-// The prepared decode path's (v17) CTA-shape choices as plain host functions, so that the CPU tests
+// The prepared decode path's (v17 ..) and its quantizer's CTA-shape choices as plain host functions, so that the CPU tests
 // can check them (mx_gemv_decode_prepared.cu applies them; the measurements behind them are there and
 // in bench/GPU_NOTES.md, session 11).
 #pragma once
@@ -85,6 +85,23 @@ inline bool gemv_segment_split(const int (&nb)[3], int w, int (&out)[3]) {
   if (best_load < 0) return false;
   std::copy(best, best + 3, out);
   return true;
+}
+
+// The v22 GEMV starts early behind the quantizer that writes its activations (programmatic dependent
+// launch) only where the quantizer's grid has at most this many CTAs (session 15: 2-12 CTAs gained
+// 0.9-3.5 us on every layer measured, 14-16 went either way, from 28 on it lost up to 15 us).
+inline constexpr int64_t kEarlyGemvMaxQuantizerCtas = 12;
+
+// Rows per CTA of the small-M quantizer that writes the decode GEMV's activations (v13), `splits` CTAs per
+// row group along K: 2 above K = 8192 (as every quantizer there), and up to K = 8192 where 2-row CTAs keep
+// the grid within the early-start bound or where 4-row ones would not keep it either; else 4. Why: at these
+// M the quantizer is issue-bound (ncu, K = 4096, M = 1: ~1100 instructions per warp), a 2-row CTA does half
+// the row work per thread, but losing the early start costs more (session 16: Llama-3.1-8B qkv / o /
+// gate_up at M = 16, 2-row CTAs, 16 CTAs, no early start: +0.1 .. +1.0 us).
+inline int64_t decode_quantizer_rows(int64_t M, int64_t K, int64_t splits) {
+  if (K > 8192) return 2;
+  const auto ctas = [&](int64_t rows) { return (M + rows - 1) / rows * splits; };
+  return ctas(2) <= kEarlyGemvMaxQuantizerCtas || ctas(4) > kEarlyGemvMaxQuantizerCtas ? 2 : 4;
 }
 
 }  // namespace micromix::cuda

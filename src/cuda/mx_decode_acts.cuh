@@ -43,7 +43,8 @@ DecodeActsView decode_acts_view(const MxDecodeActs* acts, int64_t M, const mx::M
 void write_decode_acts(const MxMixedDeviceOut& a, const DecodeActsView& v, cudaStream_t stream);
 
 // CTAs of the default quantizer's grid for M rows of K columns (v12 / v13; mx_reorder_quantize_v3.cu):
-// the decode GEMV starts early behind the quantizer only where that grid is small.
+// the decode GEMV starts early behind the quantizer only where that grid has at most
+// kEarlyGemvMaxQuantizerCtas CTAs (gemv_shape_policy.hpp; mx_gemv_decode_prepared.cu, acts_chain).
 int64_t quantizer_ctas(int64_t M, int64_t K);
 
 }  // namespace micromix::cuda

@@ -804,7 +804,7 @@ int gemv_acts_mode() {
 }
 
 // v22: whether the GEMV reading the quantizer's activations starts early behind it (programmatic
-// dependent launch): only where the quantizer's grid is small (<= 12 CTAs). Launched early, the GEMV's
+// dependent launch): only where the quantizer's grid is small (<= kEarlyGemvMaxQuantizerCtas = 12 CTAs). Launched early, the GEMV's
 // CTAs take the SM slots beside the quantizer's. H100, 70/20/10, early against after, chains in one
 // process (bench/GPU_NOTES.md, session 15): with 2-12 quantizer CTAs early gained 0.9-3.5 us on every
 // layer measured (Llama-3.1-8B, 70B, Qwen2.5-32B); with 14-16 it went either way (8B down M = 4 -1.4 us,
@@ -814,7 +814,7 @@ bool acts_chain(const V10Args& q) {
   if (!q.chained) return false;
   const std::string v = env_knob("MICROMIX_GEMV_ACTS_CHAIN", {"0", "all"});
   if (!v.empty()) return v == "all";
-  return quantizer_ctas(q.M, 32 * static_cast<int64_t>(q.nb[0] + q.nb[1] + q.nb[2])) <= 12;
+  return quantizer_ctas(q.M, 32 * static_cast<int64_t>(q.nb[0] + q.nb[1] + q.nb[2])) <= kEarlyGemvMaxQuantizerCtas;
 }
 
 template <int NT, bool INT4>

@@ -33,6 +33,7 @@
 #include <string>
 
 #include "cuda/fused_prologue_math.hpp"
+#include "cuda/gemv_shape_policy.hpp"
 #include "cuda/mx_decode_acts.cuh"
 #include "cuda/mx_gemv_prepared_common.cuh"
 #include "cuda/mx_mixed_device.cuh"
@@ -826,11 +827,21 @@ int quantize_split_units(int64_t M, int64_t K) {
   return v.empty() ? 256 : std::stoi(v);
 }
 
+// Rows per CTA of the split kernels that write the decode layout (v13): decode_quantizer_rows
+// (gemv_shape_policy.hpp; measurements there and in bench/GPU_NOTES.md, session 16) unless
+// MICROMIX_QUANTIZE_R2 (0: 4 rows, 1: 2 rows up to K = 8192; read per call) overrides it.
+int64_t dact_rows(int64_t M, int64_t K) {
+  const std::string v = env_knob("MICROMIX_QUANTIZE_R2", {"0", "1"});
+  if (K <= 8192 && !v.empty()) return v == "1" ? 2 : 4;
+  const int64_t split = quantize_split_units(M, K);
+  return decode_quantizer_rows(M, K, split ? (K / 8 + split - 1) / split : 1);
+}
+
 }  // namespace
 
 int64_t quantizer_ctas(int64_t M, int64_t K) {
-  const int64_t rows = (M + v9_rows(K) - 1) / v9_rows(K), split = quantize_split_units(M, K);
-  return split ? rows * ((K / 8 + split - 1) / split) : rows;
+  const int64_t split = quantize_split_units(M, K), rows = split ? dact_rows(M, K) : v9_rows(K);
+  return (M + rows - 1) / rows * (split ? (K / 8 + split - 1) / split : 1);
 }
 
 namespace {
@@ -862,11 +873,9 @@ bool launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
       // 8192) qkv / o / gate_up M = 1 -2.1 .. -3.0 us, M = 4 -0.6 .. -0.9; 8B down (K = 14336) -1.0 .. -1.1;
       // at K = 4096 (8B qkv / o) -0.1 .. +0.5: off there.
       const std::string early = env_knob("MICROMIX_QUANTIZE_EARLY", {"0", "1"});
-      // At M <= 2 2 rows per CTA also up to K = 8192: a 4-row CTA there spends half its row-pair work on empty
-      // rows, and at these M the quantizer is issue-bound (ncu, K = 4096, M = 1: ~1100 instructions per warp
-      // on 2 SMs). H100, 70/20/10, chains, three alternating rounds (bench/GPU_NOTES.md, session 15): 8B qkv /
-      // o -0.6 .. -0.9 us, 70B qkv / o -0.7 .. -1.1, gate_up -0.1 .. -0.3. MICROMIX_QUANTIZE_R2=0 turns it off.
-      if (p.M <= 2 && p.K <= 8192 && env_knob("MICROMIX_QUANTIZE_R2", {"0", "1"}) != "0") {
+      // 2 rows per CTA also up to K = 8192 where dact_rows says so (at M <= 2 always: a 4-row CTA there spent half
+      // its row-pair work on empty rows; session 15: 8B qkv / o M = 1-2 -0.6 .. -0.9 us, 70B -0.7 .. -1.1).
+      if (p.K <= 8192 && dact_rows(p.M, p.K) == 2) {
         if (early.empty() ? p.K > 4096 : early == "1") launch_v3<2, true, kDactMinBlocks, true, 4, true, PRO, F16, true, true>(p, stream);
         else launch_v3<2, true, kDactMinBlocks, true, kAhead, true, PRO, F16, true>(p, stream);
         return true;

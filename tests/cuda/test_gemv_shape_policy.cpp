@@ -137,5 +137,35 @@ TEST(GemvShapePolicy, SegmentSplitEdgeCases) {
   EXPECT_GE(out[2], 1);
 }
 
+TEST(GemvShapePolicy, DecodeQuantizerRowsOnModelShapes) {
+  // K split over CTAs of 256 units of 8 columns: 2 CTAs per row group at K = 3584 / 4096, 3 at 5120, 4 at 8192.
+  const auto splits = [](int64_t K) { return (K / 8 + 255) / 256; };
+  const auto rows = [&](int64_t M, int64_t K) { return decode_quantizer_rows(M, K, splits(K)); };
+  for (int64_t M = 1; M <= 16; ++M) {
+    EXPECT_EQ(rows(M, 4096), M <= 12 ? 2 : 4) << M;      // Llama-3.1-8B qkv / o / gate_up
+    EXPECT_EQ(rows(M, 3584), M <= 12 ? 2 : 4) << M;      // Qwen2.5-7B
+    EXPECT_EQ(rows(M, 5120), M <= 8 ? 2 : 4) << M;       // Qwen2.5-32B
+    EXPECT_EQ(rows(M, 8192), M <= 6 || M > 12 ? 2 : 4) << M;  // Llama-3.1-70B: 4 rows keep 8-12 CTAs at M = 7-12
+    EXPECT_EQ(rows(M, 14336), 2) << M;                   // above K = 8192 always 2
+  }
+}
+
+TEST(GemvShapePolicy, DecodeQuantizerRowsNeverLoseTheEarlyStart) {
+  for (int64_t K : {32, 512, 2048, 4096, 8192})
+    for (int64_t splits = 1; splits <= 16; ++splits)
+      for (int64_t M = 1; M <= 64; ++M) {
+        const int64_t r = decode_quantizer_rows(M, K, splits);
+        ASSERT_TRUE(r == 2 || r == 4);
+        const auto ctas = [&](int64_t rr) { return (M + rr - 1) / rr * splits; };
+        // 2 rows where that grid still starts the GEMV early, or where 4 rows would not either.
+        if (ctas(4) <= kEarlyGemvMaxQuantizerCtas) {
+          EXPECT_LE(ctas(r), kEarlyGemvMaxQuantizerCtas) << M << " " << splits;
+        }
+        if (ctas(2) <= kEarlyGemvMaxQuantizerCtas || ctas(4) > kEarlyGemvMaxQuantizerCtas) {
+          EXPECT_EQ(r, 2) << M << " " << splits;
+        }
+      }
+}
+
 }  // namespace
 }  // namespace micromix::cuda

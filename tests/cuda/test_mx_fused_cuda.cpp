@@ -435,7 +435,7 @@ TEST(CudaMxDecodeChain, QuantizerWritesDecodeActs) {
       ASSERT_EQ(setenv("MICROMIX_GEMV_ACTS", "prepass", 1), 0);
       // The split quantizer (v13's kernels, with and without the early loads; by default they run above
       // K = 4096) and the unsplit one.
-      // (MICROMIX_QUANTIZE_R2=0: 4-row CTAs at M <= 2 as well, where 2-row ones are the default.)
+      // (MICROMIX_QUANTIZE_R2=0: 4-row CTAs up to K = 8192 at every M; by default 2-row ones at these grids.)
       for (const auto& [qsplit, early, r2] : {std::tuple{"", "0", "0"}, std::tuple{"", "1", ""}, std::tuple{"0", "", ""}}) {
         ASSERT_EQ(setenv("MICROMIX_QUANTIZE_SPLIT", qsplit, 1), 0);
         ASSERT_EQ(setenv("MICROMIX_QUANTIZE_EARLY", early, 1), 0);
