@@ -10,11 +10,19 @@
 #   sanitize  compute-sanitizer memcheck on every GPU test but the three longest, racecheck on the kernels
 #             with shared memory (quantizers, decode chain, tile GEMVs), largest grids left out
 #   linear    bench_decode_linear, Llama-3.1-8B, M = 1 2 4 8 16 (the decode chains)
+#   (r2m and nt8 ran on experiment builds: MICROMIX_QUANTIZE_R2 then took 1 / 4 / 8 / 16 as a maximum M, and
+#   MICROMIX_GEMV_ROWS_NT existed; on the final build they stop at the refused knob values.)
 #   r2m       2 rows per quantizer CTA up to M = 16 (MICROMIX_QUANTIZE_R2 1 = M <= 2, the default, / 16), and 16 with
 #             the GEMV always started early (MICROMIX_GEMV_ACTS_CHAIN=all); the chain tests at 16 first
 #   r2rule    the rule (dact_rows) against MICROMIX_QUANTIZE_R2=0 (= the previous default at M >= 3), alternating,
 #             two rounds, 8B / 70B / Qwen2.5-7B / 32B; the chain tests first; raw output in one s16_r2rule.tgz
 #   r2k       the same, Llama-3.1-8B and Qwen2.5-7B at M = 4 and 8 only, four alternating rounds (s16_r2k.tgz)
+#   nt8       the rows kernel (M = 33..64 per launch) with 64 tokens per CTA (MICROMIX_GEMV_ROWS_NT 8: 1 CTA per
+#             SM, 2-block batches; 8u1: 2 CTAs per SM, 1-block batches) against 2 x 32 (4): tests, then bench_gemm
+#             8B M = 40 64 128 and 70B M = 64, alternating, two rounds (s16_nt8.tgz)
+#   s512      2-row quantizer CTAs over all of K (MICROMIX_QUANTIZE_R2=1 MICROMIX_QUANTIZE_SPLIT=512: the same CTA count
+#             as 4 rows x 256 units) against the default, 8B M = 4 8 12 16 and 70B M = 8 12 16, three alternating
+#             rounds; then Qwen2.5-7B M = 1 4 8 16 twice (s16_s512.tgz)
 #   final     the final commit: all GPU tests, memcheck / racecheck on the chain tests, bench_decode_linear on
 #             8B (M = 1 2 3 4 6 8 12 16, twice) and 70B / Qwen2.5-7B / 32B (M = 1 4 8 16); one s16_final.tgz
 TAG=s16
@@ -113,4 +121,41 @@ if has final; then
   done
   OUT=$OUT_SAVE
   (cd $W && tar czf "$OUT/s16_final.tgz" .)
+fi
+if has nt8; then
+  W=/tmp/s16n; mkdir -p $W
+  for nt in 8 8u1; do
+    MICROMIX_GEMV_ROWS_NT=$nt timeout 200 $D/micromix_tests --gtest_filter='CudaMxMixedGemv.OddSegmentMixes:CudaMxMixedGemv.PreparedVersionsExtremeAndNaNScales' > $W/tests_$nt.log 2>&1
+    echo "tests NT=$nt rc=$?"; grep -E "^\[  (FAILED|PASSED) |Failure" $W/tests_$nt.log | head -5
+  done
+  for round in 1 2; do
+    for nt in 4 8 8u1; do
+      for m in 40 64 128; do
+        MICROMIX_GEMV_ROWS_NT=$nt timeout 100 $D/bench_gemm --m $m --kernels 0 --reps 20 --no-default-mixes --mix 70/20/10:0.7:0.2 > $W/b8_${nt}_m${m}_r$round.txt 2>&1
+        echo "== 8b NT=$nt M=$m r$round: $(grep -E 'gemv v13|prepared weights \(default|^\| [a-z_]+ \| [0-9]+ .*70/20/10 default' $W/b8_${nt}_m${m}_r$round.txt | awk -F'|' '{printf "%s %s %s=%s (bf16 %s) ;", $2, $3, substr($8,1,22), $9, $6}')"
+      done
+      MICROMIX_GEMV_ROWS_NT=$nt timeout 100 $D/bench_gemm --model llama3.1-70b --m 64 --kernels 0 --reps 10 --no-default-mixes --mix 70/20/10:0.7:0.2 > $W/b70_${nt}_r$round.txt 2>&1
+      echo "== 70b NT=$nt M=64 r$round: $(grep -E 'gemv v13' $W/b70_${nt}_r$round.txt | awk -F'|' '{printf "%s %s=%s (bf16 %s) ;", $2, $3, $9, $6}')"
+    done
+  done
+  (cd $W && tar czf "$OUT/s16_nt8.tgz" .)
+fi
+if has s512; then
+  W=/tmp/s16s; mkdir -p $W
+  for round in 1 2 3; do
+    for v in default s512; do
+      if [ $v = s512 ]; then export MICROMIX_QUANTIZE_R2=1 MICROMIX_QUANTIZE_SPLIT=512; fi
+      for model in llama3.1-8b llama3.1-70b; do
+        ms=4,8,12,16; [ $model = llama3.1-70b ] && ms=8,12,16
+        timeout 100 $D/bench_decode_linear --model $model --m $ms --reps 25 --chains-only > "$W/${model}_${v}_r$round.txt" 2>&1
+        echo "== $model $v r$round: $(grep -E '^\| [a-z_]+ \| [0-9]' "$W/${model}_${v}_r$round.txt" | awk -F'|' '{printf "%s%s q=%s v22=%s |", $2, $3, $7, $(NF-4)}')"
+      done
+      unset MICROMIX_QUANTIZE_R2 MICROMIX_QUANTIZE_SPLIT
+    done
+  done
+  for round in 1 2; do
+    timeout 100 $D/bench_decode_linear --model qwen2.5-7b --m 1,4,8,16 --reps 25 --json $W/q7_r$round.json > $W/q7_r$round.txt 2>&1
+    echo "== q7 r$round: $(grep -E '^\| [a-z_]+ \| [0-9]' $W/q7_r$round.txt | awk -F'|' '{printf "%s%s %s %s %s|", $2, $3, $(NF-6), $(NF-4), $(NF-1)}')"
+  done
+  (cd $W && tar czf "$OUT/s16_s512.tgz" .)
 fi
