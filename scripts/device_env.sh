@@ -41,3 +41,11 @@ bench() {
   echo "== $name rc=$?"
   grep -E "$pattern" "$OUT/${TAG}_$name.txt" | awk -F'|' '{print $2, $3, $8, $9, $13}' | sed 's/ prepared weights ([^)]*)//' | paste - - - -
 }
+
+# linear NAME ARGS...: one bench_decode_linear run ($D/bench_decode_linear ARGS) into $OUT/${TAG}_linear_NAME.txt
+# (+ .json), then its table rows.
+linear() {
+  local name=$1; shift
+  timeout 300 $D/bench_decode_linear "$@" --json "$OUT/${TAG}_linear_$name.json" > "$OUT/${TAG}_linear_$name.txt" 2>&1
+  echo "== linear $name rc=$?"; grep -E '^\| [a-z_]+ \| [0-9]' "$OUT/${TAG}_linear_$name.txt"
+}

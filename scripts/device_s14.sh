@@ -19,11 +19,6 @@ has tests && run_gpu_tests s14 && pack
 has sanitize && SAN_TIMEOUT=${SAN_TIMEOUT:-240} run_sanitizers s14 \
   'CudaMxDecodeChain.*:CudaMxFused.SingleFormatSplitsAndLargeK:CudaMxFused.SplitKBitIdentical:CudaMxReorderQuantize.SplitKBitIdentical' \
   'CudaMxDecodeChain.*:CudaMxFused.SplitKBitIdentical:CudaMxReorderQuantize.SplitKBitIdentical' && pack
-linear() {  # NAME ARGS...: one bench_decode_linear run into $OUT/s14_linear_NAME.txt (+ .json), its table printed
-  local name=$1; shift
-  timeout 300 $D/bench_decode_linear "$@" --json "$OUT/s14_linear_$name.json" > "$OUT/s14_linear_$name.txt" 2>&1
-  echo "== linear $name rc=$?"; grep -E '^\| [a-z_]+ \| [0-9]' "$OUT/s14_linear_$name.txt"
-}
 if has linear; then
   for round in ${S14_ROUNDS:-1 2}; do linear 8b_r$round --m ${S14_MS:-1,2,4,8,16} --reps 25; pack; done
   if [ -z "${S14_8B_ONLY:-}" ]; then

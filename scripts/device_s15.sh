@@ -25,11 +25,6 @@ has chain && GPU_FILTER='CudaMxDecodeChain.*' run_gpu_tests s15_chain && pack
 has tests && run_gpu_tests s15 && pack
 has sanitize && SAN_TIMEOUT=${SAN_TIMEOUT:-240} run_sanitizers s15 'CudaMxDecodeChain.*:CudaMxMixedGemv.TwoTileShapes' \
   'CudaMxDecodeChain.*:CudaMxMixedGemv.TwoTileShapes' && pack
-linear() {  # NAME ARGS...: one bench_decode_linear run into $OUT/s15_linear_NAME.txt (+ .json), its table printed
-  local name=$1; shift
-  timeout 300 $D/bench_decode_linear "$@" --json "$OUT/s15_linear_$name.json" > "$OUT/s15_linear_$name.txt" 2>&1
-  echo "== linear $name rc=$?"; grep -E '^\| [a-z_]+ \| [0-9]' "$OUT/s15_linear_$name.txt"
-}
 if has linear; then
   linear 8b --m ${S15_MS:-1,2,4,5,8,12,16} --reps 25; pack
   [ -n "${S15_ROUND2:-1}" ] && linear 8b_chains --m ${S15_MS:-1,2,4,5,8,12,16} --reps 25 --chains-only && pack

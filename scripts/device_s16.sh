@@ -42,16 +42,7 @@ if has sanitize; then
     'CudaMxDecodeChain.*:CudaMxFused.*:CudaMxReorderQuantize.*:CudaMxMixedGemv.TwoTileShapes:CudaMxMixedGemv.TileWarpsPerRowGroup'
   pack
 fi
-if has linear; then
-  timeout 300 $D/bench_decode_linear --m 1,2,4,8,16 --reps 25 --json "$OUT/s16_linear_8b.json" > "$OUT/s16_linear_8b.txt" 2>&1
-  echo "== linear rc=$?"; grep -E '^\| [a-z_]+ \| [0-9]' "$OUT/s16_linear_8b.txt"
-  pack
-fi
-linear() {  # NAME ARGS...: one bench_decode_linear run into $OUT/s16_linear_NAME.txt, its table printed
-  local name=$1; shift
-  timeout 200 $D/bench_decode_linear "$@" > "$OUT/s16_linear_$name.txt" 2>&1
-  echo "== linear $name rc=$?"; grep -E '^\| [a-z_]+ \| [0-9]' "$OUT/s16_linear_$name.txt" | awk -F'|' '{print $2, $3, $7, $(NF-4)}' | paste - - - - -
-}
+has linear && linear 8b --m 1,2,4,8,16 --reps 25 && pack
 if has r2m; then
   MICROMIX_QUANTIZE_R2=16 GPU_FILTER='CudaMxDecodeChain.*' run_gpu_tests s16_r2m_chain
   for round in 1 2; do

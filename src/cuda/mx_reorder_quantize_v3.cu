@@ -827,21 +827,24 @@ int quantize_split_units(int64_t M, int64_t K) {
   return v.empty() ? 256 : std::stoi(v);
 }
 
+// CTAs per row group along K for a split of `split` units (0: no split, one CTA).
+int64_t quantize_splits(int64_t K, int split) { return split ? (K / 8 + split - 1) / split : 1; }
+
 // Rows per CTA of the split kernels that write the decode layout (v13): decode_quantizer_rows
 // (gemv_shape_policy.hpp; measurements there and in bench/GPU_NOTES.md, session 16) unless
 // MICROMIX_QUANTIZE_R2 (0: 4 rows, 1: 2 rows up to K = 8192; read per call) overrides it.
-int64_t dact_rows(int64_t M, int64_t K) {
+int64_t dact_rows(int64_t M, int64_t K, int split) {
   const std::string v = env_knob("MICROMIX_QUANTIZE_R2", {"0", "1"});
   if (K <= 8192 && !v.empty()) return v == "1" ? 2 : 4;
-  const int64_t split = quantize_split_units(M, K);
-  return decode_quantizer_rows(M, K, split ? (K / 8 + split - 1) / split : 1);
+  return decode_quantizer_rows(M, K, quantize_splits(K, split));
 }
 
 }  // namespace
 
 int64_t quantizer_ctas(int64_t M, int64_t K) {
-  const int64_t split = quantize_split_units(M, K), rows = split ? dact_rows(M, K) : v9_rows(K);
-  return (M + rows - 1) / rows * (split ? (K / 8 + split - 1) / split : 1);
+  const int split = quantize_split_units(M, K);
+  const int64_t rows = split ? dact_rows(M, K, split) : v9_rows(K);
+  return (M + rows - 1) / rows * quantize_splits(K, split);
 }
 
 namespace {
@@ -875,7 +878,7 @@ bool launch_v9(V3Args p, cudaStream_t stream, int split_units = 0) {
       const std::string early = env_knob("MICROMIX_QUANTIZE_EARLY", {"0", "1"});
       // 2 rows per CTA also up to K = 8192 where dact_rows says so (at M <= 2 always: a 4-row CTA there spent half
       // its row-pair work on empty rows; session 15: 8B qkv / o M = 1-2 -0.6 .. -0.9 us, 70B -0.7 .. -1.1).
-      if (p.K <= 8192 && dact_rows(p.M, p.K) == 2) {
+      if (p.K <= 8192 && dact_rows(p.M, p.K, split_units) == 2) {
         if (early.empty() ? p.K > 4096 : early == "1") launch_v3<2, true, kDactMinBlocks, true, 4, true, PRO, F16, true, true>(p, stream);
         else launch_v3<2, true, kDactMinBlocks, true, kAhead, true, PRO, F16, true>(p, stream);
         return true;

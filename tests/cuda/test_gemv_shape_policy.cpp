@@ -157,13 +157,11 @@ TEST(GemvShapePolicy, DecodeQuantizerRowsNeverLoseTheEarlyStart) {
         const int64_t r = decode_quantizer_rows(M, K, splits);
         ASSERT_TRUE(r == 2 || r == 4);
         const auto ctas = [&](int64_t rr) { return (M + rr - 1) / rr * splits; };
-        // 2 rows where that grid still starts the GEMV early, or where 4 rows would not either.
+        // Never a grid past the early-start bound where 4 rows stay within it, and 4 rows only where they alone do.
         if (ctas(4) <= kEarlyGemvMaxQuantizerCtas) {
           EXPECT_LE(ctas(r), kEarlyGemvMaxQuantizerCtas) << M << " " << splits;
         }
-        if (ctas(2) <= kEarlyGemvMaxQuantizerCtas || ctas(4) > kEarlyGemvMaxQuantizerCtas) {
-          EXPECT_EQ(r, 2) << M << " " << splits;
-        }
+        EXPECT_EQ(r == 4, ctas(4) <= kEarlyGemvMaxQuantizerCtas && ctas(2) > kEarlyGemvMaxQuantizerCtas) << M << " " << splits;
       }
 }
 
